@@ -1,0 +1,60 @@
+"""tinycnn: a from-scratch convolutional-network engine (Numba kernels, tape autograd, a graph DSL).
+
+``import tinycnn`` loads NumPy and the tensor core only; kernels, the DSL, the zoo's dependencies
+and anything CUDA load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .autograd import enable_grad, is_grad_enabled, no_grad
+from .ops.shape import cat
+from .random import manual_seed
+from .tensor import Tensor, ones, tensor, zeros
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "functional": "tinycnn.functional",
+    "optim": "tinycnn.optim",
+    "init": "tinycnn.init",
+    "layers": "tinycnn.layers",
+    "cuda": "tinycnn.cuda",
+    "datasets": "tinycnn.datasets",
+    "callbacks": "tinycnn.train.callbacks",
+    "io": "tinycnn.io",
+}
+_LAZY_ATTRS = {
+    "Input": ("tinycnn.graph", "Input"),
+    "Model": ("tinycnn.graph", "Model"),
+    "Sequential": ("tinycnn.graph", "Sequential"),
+    "block": ("tinycnn.graph", "block"),
+}
+
+__all__ = [
+    "Tensor",
+    "cat",
+    "enable_grad",
+    "is_grad_enabled",
+    "manual_seed",
+    "no_grad",
+    "ones",
+    "tensor",
+    "zeros",
+    *_LAZY,
+    *_LAZY_ATTRS,
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        globals()[name] = module
+        return module
+    if name in _LAZY_ATTRS:
+        module_name, attr = _LAZY_ATTRS[name]
+        value = getattr(importlib.import_module(module_name), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tinycnn' has no attribute {name!r}")

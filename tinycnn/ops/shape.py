@@ -1,0 +1,209 @@
+"""Shape and data movement: reshape, flatten, transpose/permute, cat, pad, indexing,
+device transfer and dtype casts."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..autograd import Function
+from ..device import get_backend
+from ..tensor import Tensor, check_same_device
+from ._validate import tensor_arg
+
+
+class Reshape(Function):
+    def forward(self, x, shape):
+        self.x_shape = tuple(x.shape)
+        size = int(np.prod(self.x_shape, dtype=np.int64))
+        known = [s for s in shape if s != -1]
+        if shape.count(-1) > 1 or any(s < -1 for s in shape):
+            raise ValueError(f"reshape: invalid shape {shape} (at most one -1, no other negatives)")
+        prod = int(np.prod(known, dtype=np.int64)) if known else 1
+        if (-1 in shape and (prod == 0 or size % prod)) or (-1 not in shape and prod != size):
+            raise ValueError(f"reshape: cannot reshape {self.x_shape} ({size} elements) to {shape}")
+        return get_backend(self.device).reshape(x, shape)
+
+    def backward(self, g):
+        return (get_backend(self.device).reshape(g, self.x_shape),)
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge dims ``start_dim..end_dim`` into one (``x.flatten(1)`` keeps the batch)."""
+    nd = max(x.ndim, 1)
+    s, e = start_dim % nd, end_dim % nd
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    shape = x.shape
+    merged = int(np.prod(shape[s : e + 1], dtype=np.int64))
+    return Reshape.apply(x, shape=tuple(shape[:s]) + (merged,) + tuple(shape[e + 1 :]))
+
+
+class Permute(Function):
+    def forward(self, x, dims):
+        if sorted(d % x.ndim for d in dims) != list(range(x.ndim)):
+            raise ValueError(f"permute: dims {dims} are not a permutation of a {x.ndim}-d tensor")
+        self.dims = tuple(d % x.ndim for d in dims)
+        B = get_backend(self.device)
+        return B.contiguous(B.transpose(x, self.dims))
+
+    def backward(self, g):
+        inverse = tuple(int(i) for i in np.argsort(self.dims))
+        B = get_backend(self.device)
+        return (B.contiguous(B.transpose(g, inverse)),)
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    dims = list(range(x.ndim))
+    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+    return Permute.apply(x, dims=tuple(dims))
+
+
+class Cat(Function):
+    def forward(self, *arrays, dim: int):
+        self.sizes = [a.shape[dim] for a in arrays]
+        self.dim = dim
+        return get_backend(self.device).concatenate(arrays, dim)
+
+    def backward(self, g):
+        B = get_backend(self.device)
+        grads, start = [], 0
+        for size, needed in zip(self.sizes, self.needs_input_grad):
+            grads.append(B.slice_axis(g, self.dim, start, start + size) if needed else None)
+            start += size
+        return tuple(grads)
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join tensors along ``dim``; every other dimension must agree."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expects a non-empty list of tensors")
+    for i, t in enumerate(tensors):
+        tensor_arg("cat", f"tensors[{i}]", t)
+    check_same_device("cat", tensors)
+    ref = tensors[0]
+    d = dim % max(ref.ndim, 1)
+    for i, t in enumerate(tensors[1:], 1):
+        if t.ndim != ref.ndim:
+            raise ValueError(f"cat: tensors[{i}] is {t.ndim}-d, tensors[0] is {ref.ndim}-d")
+        other = [s for j, s in enumerate(t.shape) if j != d]
+        if other != [s for j, s in enumerate(ref.shape) if j != d]:
+            raise ValueError(
+                f"cat: shapes must agree except in dim {dim}: tensors[0] {ref.shape}, "
+                f"tensors[{i}] {t.shape}"
+            )
+        if t.dtype != ref.dtype:
+            raise TypeError(f"cat: tensors[{i}] is {t.dtype}, tensors[0] is {ref.dtype}")
+    return Cat.apply(*tensors, dim=d)
+
+
+_PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def _pad_indices(mode: str, size: int, before: int, after: int) -> np.ndarray:
+    """Source index of every padded position along one axis (for non-constant modes)."""
+    idx = np.arange(-before, size + after)
+    if mode == "reflect":
+        period = 2 * (size - 1)
+        idx = np.abs(idx) % period if period else np.zeros_like(idx)
+        idx = np.where(idx >= size, period - idx, idx)
+    elif mode == "replicate":
+        idx = np.clip(idx, 0, size - 1)
+    else:  # circular
+        idx = idx % size
+    return idx.astype(np.int64)
+
+
+class Pad(Function):
+    def forward(self, x, pads, mode, value):
+        B = get_backend(self.device)
+        self.x_shape, self.pads, self.mode = tuple(x.shape), pads, mode
+        if mode == "constant":
+            out_shape = list(x.shape)
+            index = [slice(None)] * x.ndim
+            for axis, (lo, hi) in pads.items():
+                out_shape[axis] += lo + hi
+                index[axis] = slice(lo, lo + x.shape[axis])
+            self.index = tuple(index)
+            out = B.full(tuple(out_shape), value, x.dtype)
+            out[self.index] = x
+            return out
+        self.indices = {a: _pad_indices(mode, x.shape[a], lo, hi) for a, (lo, hi) in pads.items()}
+        for axis, idx in self.indices.items():
+            x = B.take(x, idx, axis)
+        return B.contiguous(x)
+
+    def backward(self, g):
+        B = get_backend(self.device)
+        if self.mode == "constant":
+            return (B.getitem(g, self.index),)
+        for axis in sorted(self.indices, reverse=True):
+            g = B.take_backward(g, self.indices[axis], axis, self.x_shape[axis])
+        return (g,)
+
+
+def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """PyTorch's ``F.pad``: ``pad`` lists (left, right) pairs from the last dimension backwards,
+    e.g. ``(left, right, top, bottom)`` for NCHW.  Modes: constant, reflect, replicate, circular."""
+    tensor_arg("pad", "input", x)
+    pad = tuple(int(p) for p in pad)
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: pad must hold (before, after) pairs for at most {x.ndim} dims")
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {_PAD_MODES}, got {mode!r}")
+    pads = {}
+    for i in range(len(pad) // 2):
+        axis = x.ndim - 1 - i
+        lo, hi = pad[2 * i], pad[2 * i + 1]
+        if lo < 0 or hi < 0:
+            raise ValueError(f"pad: negative padding {pad} is not supported")
+        size = x.shape[axis]
+        if mode == "reflect" and (lo >= size or hi >= size):
+            raise ValueError(
+                f"pad: reflect padding ({lo}, {hi}) must be < the input size {size} on dim {axis}"
+            )
+        if mode == "circular" and (lo > size or hi > size):
+            raise ValueError(
+                f"pad: circular padding ({lo}, {hi}) must be <= the input size {size} on dim {axis}"
+            )
+        if lo or hi:
+            pads[axis] = (lo, hi)
+    if not pads:
+        return x
+    return Pad.apply(x, pads=pads, mode=mode, value=float(value))
+
+
+class GetItem(Function):
+    def forward(self, x, index):
+        if isinstance(index, Tensor):
+            index = index.numpy()
+        self.index, self.x_shape = index, tuple(x.shape)
+        return get_backend(self.device).getitem(x, index)
+
+    def backward(self, g):
+        return (get_backend(self.device).getitem_backward(g, self.index, self.x_shape),)
+
+
+class ToDevice(Function):
+    def forward(self, x, device):
+        from ..device import get_backend as backend_of
+
+        self.source = self.device
+        host = backend_of(self.source).to_numpy(x)
+        self.device = device  # the output lives on the target device
+        return backend_of(device).from_numpy(np.ascontiguousarray(host))
+
+    def backward(self, g):
+        host = get_backend(self.device).to_numpy(g)
+        return (get_backend(self.source).from_numpy(np.ascontiguousarray(host)),)
+
+
+class Cast(Function):
+    def forward(self, x, dtype):
+        self.source_dtype = x.dtype
+        return get_backend(self.device).astype(x, dtype)
+
+    def backward(self, g):
+        return (get_backend(self.device).astype(g, self.source_dtype),)

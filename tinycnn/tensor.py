@@ -1,0 +1,394 @@
+"""The :class:`Tensor`: an array on a device, plus the link to the op that produced it."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from . import autograd
+from .device import check_device, get_backend
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class Tensor:
+    """An n-dimensional array on ``device`` ("cpu" or "cuda") that can record gradients.
+
+    Parameters
+    ----------
+    data : array-like
+        NumPy array, nested lists or a scalar.  Float NumPy arrays keep their dtype (float32 or
+        float64); Python floats become float32 and Python ints int64, as in PyTorch.
+    requires_grad : bool
+        Accumulate d(loss)/d(self) into ``.grad`` on ``backward``.
+    device : str
+        ``"cpu"`` or ``"cuda"``.
+    dtype : numpy dtype, optional
+        Cast to this dtype.
+    """
+
+    __array_priority__ = 1000  # make ``ndarray * tensor`` call Tensor.__rmul__
+
+    def __init__(self, data: Any, requires_grad: bool = False, device: str = "cpu", dtype=None):
+        device = check_device(device)
+        if isinstance(data, Tensor):
+            data = data.numpy()
+        array = _as_array(data, dtype)
+        if requires_grad and array.dtype not in _FLOAT_DTYPES:
+            raise TypeError(
+                f"tensor: only float32/float64 tensors can require grad, got dtype {array.dtype}"
+            )
+        self.device = device
+        self.data = get_backend(device).from_numpy(array)
+        self.requires_grad = bool(requires_grad)
+        self.grad: Tensor | None = None
+        self._ctx: autograd.Function | None = None
+
+    @classmethod
+    def _wrap(cls, data: Any, device: str, requires_grad: bool = False) -> Tensor:
+        """Wrap a device array without copying (used by ops)."""
+        t = cls.__new__(cls)
+        t.device = device
+        t.data = data
+        t.requires_grad = requires_grad
+        t.grad = None
+        t._ctx = None
+        return t
+
+    # ----------------------------------------------------------------------------- properties
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.data.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.data.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of elements (NumPy's meaning of ``size``)."""
+        return int(np.prod(self.data.shape, dtype=np.int64))
+
+    def numel(self) -> int:
+        return self.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def _backend(self):
+        return get_backend(self.device)
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        dev = "" if self.device == "cpu" else f", device='{self.device}'"
+        body = np.array2string(self.numpy(), precision=4, threshold=20, edgeitems=2)
+        return f"tensor({body}, dtype={self.dtype}{dev}{grad})"
+
+    # ----------------------------------------------------------------------------- conversion
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (a copy from the GPU; the array itself on the CPU)."""
+        return self._backend.to_numpy(self.data)
+
+    def item(self) -> float:
+        if self.size != 1:
+            raise ValueError(f"item: only one-element tensors convert to a scalar, shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def to(self, device: str) -> Tensor:
+        """This tensor on ``device`` (itself if it is already there); differentiable."""
+        device = check_device(device)
+        if device == self.device:
+            return self
+        from .ops.shape import ToDevice
+
+        return ToDevice.apply(self, device=device)
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self) -> Tensor:
+        return self.to("cuda")
+
+    def astype(self, dtype) -> Tensor:
+        from .ops.shape import Cast
+
+        return Cast.apply(self, dtype=np.dtype(dtype))
+
+    def float(self) -> Tensor:
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(np.float64)
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this data, cut from the tape."""
+        return Tensor._wrap(self.data, self.device, False)
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        if flag and self.dtype not in _FLOAT_DTYPES:
+            raise TypeError(f"requires_grad_: dtype {self.dtype} cannot require grad")
+        self.requires_grad = flag
+        return self
+
+    # ----------------------------------------------------------------------------- autograd
+    def backward(self, grad: Any = None) -> None:
+        """Accumulate gradients into the ``.grad`` of every leaf this tensor depends on."""
+        if grad is not None and not isinstance(grad, Tensor):
+            grad = Tensor(np.asarray(grad, dtype=self.dtype), device=self.device)
+        autograd.backward(self, grad)
+
+    def _accumulate_grad(self, g: Any) -> None:
+        if tuple(g.shape) != self.shape:  # pragma: no cover - guarded by every op's backward
+            raise RuntimeError(f"internal: gradient shape {tuple(g.shape)} != {self.shape}")
+        if self.grad is None:
+            self.grad = Tensor._wrap(g, self.device)
+        else:
+            self.grad = Tensor._wrap(self._backend.add(self.grad.data, g), self.device)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ----------------------------------------------------------------------------- arithmetic
+    def _operand(self, other: Any) -> Tensor:
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, numbers.Number):
+            return Tensor._wrap(
+                self._backend.from_numpy(np.asarray(other, dtype=self.dtype)), self.device
+            )
+        return Tensor(np.asarray(other, dtype=self.dtype), device=self.device)
+
+    def __add__(self, other):
+        from .ops.arith import Add
+
+        return Add.apply(self, self._operand(other))
+
+    def __radd__(self, other):
+        from .ops.arith import Add
+
+        return Add.apply(self._operand(other), self)
+
+    def __sub__(self, other):
+        from .ops.arith import Sub
+
+        return Sub.apply(self, self._operand(other))
+
+    def __rsub__(self, other):
+        from .ops.arith import Sub
+
+        return Sub.apply(self._operand(other), self)
+
+    def __mul__(self, other):
+        from .ops.arith import Mul
+
+        return Mul.apply(self, self._operand(other))
+
+    def __rmul__(self, other):
+        from .ops.arith import Mul
+
+        return Mul.apply(self._operand(other), self)
+
+    def __truediv__(self, other):
+        from .ops.arith import Div
+
+        return Div.apply(self, self._operand(other))
+
+    def __rtruediv__(self, other):
+        from .ops.arith import Div
+
+        return Div.apply(self._operand(other), self)
+
+    def __neg__(self):
+        from .ops.arith import Neg
+
+        return Neg.apply(self)
+
+    def __pow__(self, exponent: float):
+        from .ops.arith import Pow
+
+        if not isinstance(exponent, numbers.Real):
+            raise TypeError("pow: the exponent must be a Python number")
+        return Pow.apply(self, exponent=float(exponent))
+
+    def __matmul__(self, other):
+        from .ops.arith import MatMul
+
+        return MatMul.apply(self, self._operand(other))
+
+    def __rmatmul__(self, other):
+        from .ops.arith import MatMul
+
+        return MatMul.apply(self._operand(other), self)
+
+    def __getitem__(self, index):
+        from .ops.shape import GetItem
+
+        return GetItem.apply(self, index=index)
+
+    # comparisons return plain (non-differentiable) tensors
+    def _compare(self, other, op: str) -> Tensor:
+        other_data = other.data if isinstance(other, Tensor) else other
+        return Tensor._wrap(self._backend.compare(self.data, other_data, op), self.device)
+
+    def __eq__(self, other):  # type: ignore[override]
+        return self._compare(other, "eq")
+
+    def __ne__(self, other):  # type: ignore[override]
+        return self._compare(other, "ne")
+
+    def __lt__(self, other):
+        return self._compare(other, "lt")
+
+    def __le__(self, other):
+        return self._compare(other, "le")
+
+    def __gt__(self, other):
+        return self._compare(other, "gt")
+
+    def __ge__(self, other):
+        return self._compare(other, "ge")
+
+    __hash__ = object.__hash__
+
+    # ----------------------------------------------------------------------------- methods
+    def sum(self, dim=None, keepdim: bool = False) -> Tensor:
+        from .ops.reduce import Sum
+
+        return Sum.apply(self, dim=dim, keepdim=keepdim)
+
+    def mean(self, dim=None, keepdim: bool = False) -> Tensor:
+        from .ops.reduce import Mean
+
+        return Mean.apply(self, dim=dim, keepdim=keepdim)
+
+    def argmax(self, dim: int | None = None) -> Tensor:
+        return Tensor._wrap(self._backend.argmax(self.data, dim), self.device)
+
+    def reshape(self, *shape) -> Tensor:
+        from .ops.shape import Reshape
+
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return Reshape.apply(self, shape=tuple(int(s) for s in shape))
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        from .ops.shape import flatten
+
+        return flatten(self, start_dim, end_dim)
+
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
+        from .ops.shape import transpose
+
+        return transpose(self, dim0, dim1)
+
+    def permute(self, *dims) -> Tensor:
+        from .ops.shape import Permute
+
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        return Permute.apply(self, dims=tuple(int(d) for d in dims))
+
+    @property
+    def T(self) -> Tensor:
+        if self.ndim != 2:
+            raise ValueError(f"T: expects a 2-d tensor, got shape {self.shape}")
+        return self.transpose(0, 1)
+
+    def exp(self) -> Tensor:
+        from .ops.arith import Exp
+
+        return Exp.apply(self)
+
+    def log(self) -> Tensor:
+        from .ops.arith import Log
+
+        return Log.apply(self)
+
+    def relu(self) -> Tensor:
+        from .ops.activation import ReLU
+
+        return ReLU.apply(self)
+
+    def tanh(self) -> Tensor:
+        from .ops.activation import Tanh
+
+        return Tanh.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        from .ops.activation import Sigmoid
+
+        return Sigmoid.apply(self)
+
+
+def _as_array(data: Any, dtype) -> np.ndarray:
+    if dtype is not None:
+        return np.ascontiguousarray(np.asarray(data, dtype=np.dtype(dtype)))
+    if isinstance(data, np.ndarray):
+        array = data
+    elif isinstance(data, np.generic):
+        array = np.asarray(data)
+    else:
+        array = np.asarray(data)
+        if array.dtype == np.float64:  # Python floats: float32, as PyTorch's default dtype
+            array = array.astype(np.float32)
+    if array.dtype == np.float16:
+        array = array.astype(np.float32)
+    return np.ascontiguousarray(array)
+
+
+def tensor(data: Any, requires_grad: bool = False, device: str = "cpu", dtype=None) -> Tensor:
+    """Create a :class:`Tensor` (see its docstring)."""
+    return Tensor(data, requires_grad=requires_grad, device=device, dtype=dtype)
+
+
+def check_same_device(op: str, tensors: Iterable[Tensor]) -> str:
+    """The common device of ``tensors``; a clear error if they differ."""
+    devices = {t.device for t in tensors}
+    if len(devices) > 1:
+        raise ValueError(
+            f"{op}: all tensors must be on one device, got {sorted(devices)}; "
+            "move them with .to(device) first"
+        )
+    return devices.pop() if devices else "cpu"
+
+
+def check_same_float_dtype(op: str, names: Sequence[str], tensors: Sequence[Tensor | None]) -> None:
+    """Raise TypeError unless every given tensor has the same float dtype."""
+    present = [(n, t) for n, t in zip(names, tensors) if t is not None]
+    for name, t in present:
+        if t.dtype not in _FLOAT_DTYPES:
+            raise TypeError(f"{op}: {name} must be float32 or float64, got {t.dtype}")
+    dtypes = {t.dtype for _, t in present}
+    if len(dtypes) > 1:
+        got = ", ".join(f"{n}={t.dtype}" for n, t in present)
+        raise TypeError(f"{op}: all tensors must have one dtype, got {got}; cast with .astype()")
+
+
+def zeros(*shape, dtype=np.float32, device: str = "cpu", requires_grad: bool = False) -> Tensor:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad, device=device)
+
+
+def ones(*shape, dtype=np.float32, device: str = "cpu", requires_grad: bool = False) -> Tensor:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad, device=device)

@@ -340,7 +340,7 @@ class Tensor:
 
 def _as_array(data: Any, dtype) -> np.ndarray:
     if dtype is not None:
-        return np.ascontiguousarray(np.asarray(data, dtype=np.dtype(dtype)))
+        return np.asarray(data, dtype=np.dtype(dtype), order="C")
     if isinstance(data, np.ndarray):
         array = data
     elif isinstance(data, np.generic):
@@ -351,7 +351,7 @@ def _as_array(data: Any, dtype) -> np.ndarray:
             array = array.astype(np.float32)
     if array.dtype == np.float16:
         array = array.astype(np.float32)
-    return np.ascontiguousarray(array)
+    return np.asarray(array, order="C")
 
 
 def tensor(data: Any, requires_grad: bool = False, device: str = "cpu", dtype=None) -> Tensor:

@@ -193,11 +193,11 @@ class ToDevice(Function):
         self.source = self.device
         host = backend_of(self.source).to_numpy(x)
         self.device = device  # the output lives on the target device
-        return backend_of(device).from_numpy(np.ascontiguousarray(host))
+        return backend_of(device).from_numpy(np.asarray(host, order="C"))
 
     def backward(self, g):
         host = get_backend(self.device).to_numpy(g)
-        return (get_backend(self.source).from_numpy(np.ascontiguousarray(host)),)
+        return (get_backend(self.source).from_numpy(np.asarray(host, order="C")),)
 
 
 class Cast(Function):

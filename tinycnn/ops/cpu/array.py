@@ -20,8 +20,13 @@ _COMPARE = {
 }
 
 
+def _c(a) -> np.ndarray:
+    """C-contiguous, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
+    return np.asarray(a, order="C")
+
+
 def from_numpy(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a)
+    return _c(a)
 
 
 def to_numpy(a: np.ndarray) -> np.ndarray:
@@ -53,7 +58,7 @@ def copy(a) -> np.ndarray:
 
 
 def contiguous(a) -> np.ndarray:
-    return np.ascontiguousarray(a)
+    return _c(a)
 
 
 def add(a, b):
@@ -108,7 +113,7 @@ def sum_to_shape(a, shape: tuple[int, ...]):
 
 
 def broadcast_to(a, shape):
-    return np.ascontiguousarray(np.broadcast_to(a, shape))
+    return _c(np.broadcast_to(a, shape))
 
 
 def matmul(a, b):
@@ -116,7 +121,7 @@ def matmul(a, b):
 
 
 def reshape(a, shape):
-    return np.reshape(np.ascontiguousarray(a), shape)
+    return np.reshape(_c(a), shape)
 
 
 def transpose(a, axes):
@@ -131,11 +136,11 @@ def concatenate(arrays, axis: int):
 def slice_axis(a, axis: int, start: int, stop: int):
     index = [slice(None)] * a.ndim
     index[axis] = slice(start, stop)
-    return np.ascontiguousarray(a[tuple(index)])
+    return _c(a[tuple(index)])
 
 
 def getitem(a, index):
-    return np.ascontiguousarray(a[index])
+    return _c(a[index])
 
 
 def getitem_backward(grad, index, shape):
@@ -153,7 +158,7 @@ def take_backward(grad, indices, axis: int, size: int):
     moved = np.moveaxis(grad, axis, 0)
     out = np.zeros((size,) + moved.shape[1:], dtype=grad.dtype)
     np.add.at(out, indices, moved)
-    return np.ascontiguousarray(np.moveaxis(out, 0, axis))
+    return _c(np.moveaxis(out, 0, axis))
 
 
 def compare(a, b, op: str):

@@ -1,0 +1,179 @@
+"""Tensor basics and the tape: accumulation, deep graphs, freeing, no_grad, devices, dtypes."""
+
+import numpy as np
+import pytest
+
+import tinycnn as tc
+from tinycnn.testing import gradcheck
+
+
+def test_tensor_defaults_follow_pytorch():
+    assert tc.tensor([1.0, 2.0]).dtype == np.float32
+    assert tc.tensor([1, 2]).dtype == np.int64
+    assert tc.tensor(np.zeros(3)).dtype == np.float64
+    t = tc.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    assert t.shape == (2, 3) and t.device == "cpu" and t.requires_grad and t.grad is None
+    assert t.is_leaf and t.numpy().sum() == 6
+
+
+def test_int_tensor_cannot_require_grad():
+    with pytest.raises(TypeError, match="float32/float64"):
+        tc.tensor([1, 2], requires_grad=True)
+
+
+def test_gradient_of_a_tensor_used_twice_is_summed():
+    x = tc.tensor(np.array([1.5, -2.0]), requires_grad=True)
+    y = (x * x + x * 3.0).sum()  # dy/dx = 2x + 3
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy() + 3)
+
+
+def test_residual_branches_accumulate():
+    x = tc.tensor(np.array([[1.0, -1.0, 2.0]]), requires_grad=True)
+    h = tc.functional.relu(x)
+    out = (h + x + h * 2.0).sum()  # relu'(x)*3 + 1
+    out.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [[4.0, 1.0, 4.0]])
+
+
+def test_leaf_grad_accumulates_across_backward_calls():
+    x = tc.tensor(np.array([2.0]), requires_grad=True)
+    (x * 3.0).sum().backward()
+    (x * 4.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [7.0])
+
+
+def test_deep_graph_has_no_recursion_limit():
+    x = tc.tensor(np.array([1.0]), requires_grad=True)
+    y = x
+    for _ in range(5000):
+        y = y + 1.0
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1.0])
+
+
+def test_backward_twice_raises_and_tape_is_freed():
+    x = tc.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    assert y._ctx._released
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
+def test_backward_needs_scalar_or_grad():
+    x = tc.tensor(np.ones((2, 2)), requires_grad=True)
+    y = x * 2.0
+    with pytest.raises(RuntimeError, match="scalar outputs"):
+        y.backward()
+    y.backward(np.ones((2, 2)))
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.ones((2, 2)))
+
+
+def test_no_grad_records_nothing():
+    x = tc.tensor(np.ones(3), requires_grad=True)
+    with tc.no_grad():
+        y = x * 2.0
+    assert not y.requires_grad and y._ctx is None
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        y.sum().backward()
+
+
+def test_detach_cuts_the_tape():
+    x = tc.tensor(np.ones(3), requires_grad=True)
+    y = (x * 2.0).detach()
+    assert not y.requires_grad and y.is_leaf
+
+
+def test_mixed_dtypes_raise():
+    a = tc.tensor(np.ones(3, np.float32))
+    b = tc.tensor(np.ones(3, np.float64))
+    with pytest.raises(TypeError, match="dtype"):
+        a + b
+
+
+def test_unknown_device_raises():
+    with pytest.raises(ValueError, match="device"):
+        tc.tensor([1.0], device="tpu")
+
+
+def test_cuda_unavailable_is_one_clear_error():
+    if tc.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="'cuda' is not available"):
+        tc.tensor([1.0], device="cuda")
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tinycnn; "
+        "bad = [m for m in sys.modules if m.startswith(('numba', 'torch'))]; "
+        "print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda a, b: a * b + a / (b * b + 1.0),
+        lambda a, b: (a - b) ** 2.0,
+        lambda a, b: (a.exp() + (b * b + 1.0).log()),
+        lambda a, b: -a * 2.0 - 1.0 / (b * b + 2.0),
+    ],
+)
+def test_arithmetic_gradcheck_with_broadcasting(fn):
+    rng = np.random.default_rng(0)
+    a = tc.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = tc.tensor(rng.standard_normal((4,)), requires_grad=True)
+    gradcheck(fn, [a, b])
+
+
+def test_broadcast_keepdim_axes_gradcheck():
+    rng = np.random.default_rng(1)
+    a = tc.tensor(rng.standard_normal((2, 1, 3)), requires_grad=True)
+    b = tc.tensor(rng.standard_normal((1, 4, 1)), requires_grad=True)
+    gradcheck(lambda a, b: a * b + a, [a, b])
+
+
+def test_scalar_operands_and_reflected_ops():
+    x = tc.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = 3.0 - x + 2.0 * x - 1.0 / x
+    np.testing.assert_allclose(y.numpy(), 3 - x.numpy() + 2 * x.numpy() - 1 / x.numpy())
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 1 + 1 / x.numpy() ** 2)
+
+
+@pytest.mark.parametrize(
+    "sa,sb", [((3, 4), (4, 5)), ((2, 3, 4), (4, 2)), ((4,), (4, 3)), ((3, 4), (4,)), ((4,), (4,)),
+              ((2, 1, 3, 4), (5, 4, 2))]
+)
+def test_matmul_gradcheck(sa, sb):
+    rng = np.random.default_rng(2)
+    a = tc.tensor(rng.standard_normal(sa), requires_grad=True)
+    b = tc.tensor(rng.standard_normal(sb), requires_grad=True)
+    np.testing.assert_allclose((a @ b).numpy(), a.numpy() @ b.numpy())
+    gradcheck(lambda a, b: a @ b, [a, b])
+
+
+def test_matmul_shape_error():
+    with pytest.raises(ValueError, match=r"inner dimensions differ.*3 != 4"):
+        tc.tensor(np.ones((2, 3))) @ tc.tensor(np.ones((4, 2)))
+
+
+@pytest.mark.parametrize("dim,keep", [(None, False), (0, False), (1, True), ((0, 2), False)])
+def test_sum_mean_gradcheck(dim, keep):
+    rng = np.random.default_rng(3)
+    x = tc.tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+    np.testing.assert_allclose(x.sum(dim, keep).numpy(), x.numpy().sum(axis=dim, keepdims=keep))
+    np.testing.assert_allclose(x.mean(dim, keep).numpy(), x.numpy().mean(axis=dim, keepdims=keep))
+    gradcheck(lambda t: t.sum(dim, keep) * 1.5 + t.mean(dim, keep), [x])
+
+
+def test_sum_keeps_float32():
+    x = tc.tensor(np.ones((4, 4), np.float32))
+    assert x.sum().dtype == np.float32 and x.mean(1).dtype == np.float32

@@ -1,0 +1,144 @@
+"""Activations, linear, and shape ops: NumPy references, float64 gradchecks, torch parity."""
+
+import numba
+import numpy as np
+import pytest
+
+import tinycnn as tc
+import tinycnn.functional as F
+from tinycnn.testing import gradcheck
+
+from .helpers import TF, check_op, needs_torch, rand, torch
+
+ACTIVATIONS = [
+    ("relu", F.relu, lambda x: np.maximum(x, 0)),
+    ("tanh", F.tanh, np.tanh),
+    ("sigmoid", F.sigmoid, lambda x: 1 / (1 + np.exp(-x))),
+    ("leaky_relu", lambda x: F.leaky_relu(x, 0.2), lambda x: np.where(x > 0, x, 0.2 * x)),
+]
+
+
+@pytest.mark.parametrize("name,fn,ref", ACTIVATIONS, ids=[a[0] for a in ACTIVATIONS])
+def test_activation_reference_and_gradcheck(name, fn, ref):
+    rng = np.random.default_rng(0)
+    x = rand(rng, 2, 3, 5)
+    x[np.abs(x) < 1e-3] = 0.5  # keep finite differences away from the relu kink
+    np.testing.assert_allclose(fn(tc.tensor(x)).numpy(), ref(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        fn(tc.tensor(x.astype(np.float32))).numpy(), ref(x), rtol=1e-5, atol=1e-6
+    )
+    gradcheck(fn, [tc.tensor(x, requires_grad=True)])
+
+
+def test_sigmoid_is_stable_for_large_inputs():
+    y = F.sigmoid(tc.tensor(np.array([-1000.0, 1000.0], np.float32))).numpy()
+    np.testing.assert_array_equal(y, [0.0, 1.0])
+
+
+def test_relu_propagates_nan():
+    assert np.isnan(F.relu(tc.tensor(np.array([np.nan]))).numpy()[0])
+
+
+def test_activation_rejects_int_input():
+    with pytest.raises(TypeError, match="relu: input must be float"):
+        F.relu(tc.tensor([1, 2]))
+
+
+def test_leaky_relu_rejects_nan_slope():
+    with pytest.raises(ValueError, match="negative_slope is NaN"):
+        F.leaky_relu(tc.tensor([1.0]), float("nan"))
+
+
+def test_activation_same_result_at_1_and_2_threads():
+    x = tc.tensor(np.random.default_rng(0).standard_normal(100_001).astype(np.float32))
+    numba.set_num_threads(1)
+    try:
+        one = F.tanh(x).numpy()
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_array_equal(one, F.tanh(x).numpy())
+
+
+def test_linear_reference_and_gradcheck():
+    rng = np.random.default_rng(1)
+    x, w, b = rand(rng, 4, 3), rand(rng, 5, 3), rand(rng, 5)
+    out = F.linear(tc.tensor(x), tc.tensor(w), tc.tensor(b)).numpy()
+    np.testing.assert_allclose(out, x @ w.T + b)
+    args = [tc.tensor(a, requires_grad=True) for a in (x, w, b)]
+    gradcheck(F.linear, args)
+    gradcheck(lambda x, w: F.linear(x, w), args[:2])
+
+
+def test_linear_errors_name_the_rule():
+    with pytest.raises(ValueError, match=r"input has 3 features.*in_features=4"):
+        F.linear(tc.tensor(np.ones((2, 3))), tc.tensor(np.ones((5, 4))))
+    with pytest.raises(ValueError, match="bias has 4 entries"):
+        F.linear(tc.tensor(np.ones((2, 3))), tc.tensor(np.ones((5, 3))), tc.tensor(np.ones(4)))
+    with pytest.raises(TypeError, match="one dtype"):
+        F.linear(tc.tensor(np.ones((2, 3), np.float32)), tc.tensor(np.ones((5, 3))))
+
+
+def test_reshape_flatten_transpose_gradcheck():
+    rng = np.random.default_rng(2)
+    x = tc.tensor(rand(rng, 2, 3, 4), requires_grad=True)
+    assert x.reshape(6, -1).shape == (6, 4)
+    assert x.flatten(1).shape == (2, 12)
+    assert x.transpose(0, 2).shape == (4, 3, 2)
+    np.testing.assert_array_equal(x.permute(2, 0, 1).numpy(), x.numpy().transpose(2, 0, 1))
+    gradcheck(lambda t: t.reshape(4, 6).transpose(0, 1).flatten() * 2.0, [x])
+    with pytest.raises(ValueError, match="cannot reshape"):
+        x.reshape(5, 5)
+
+
+def test_cat_gradcheck_and_errors():
+    rng = np.random.default_rng(3)
+    a = tc.tensor(rand(rng, 2, 1, 3), requires_grad=True)
+    b = tc.tensor(rand(rng, 2, 4, 3), requires_grad=True)
+    out = tc.cat([a, b], dim=1)
+    np.testing.assert_array_equal(out.numpy(), np.concatenate([a.numpy(), b.numpy()], 1))
+    gradcheck(lambda a, b: tc.cat([a, b], dim=1) * 3.0, [a, b])
+    with pytest.raises(ValueError, match=r"shapes must agree except in dim 1"):
+        tc.cat([a, tc.tensor(rand(rng, 3, 4, 3))], dim=1)
+
+
+def test_getitem_gradcheck():
+    x = tc.tensor(rand(np.random.default_rng(4), 4, 5), requires_grad=True)
+    np.testing.assert_array_equal(x[1:3, ::2].numpy(), x.numpy()[1:3, ::2])
+    gradcheck(lambda t: t[1:3, ::2] * 2.0 + t[np.array([0, 0, 2])].sum(), [x])
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_pad_gradcheck(mode):
+    x = tc.tensor(rand(np.random.default_rng(5), 1, 2, 3, 4), requires_grad=True)
+    gradcheck(lambda t: F.pad(t, (1, 2, 2, 1), mode=mode), [x])
+
+
+def test_pad_errors():
+    x = tc.tensor(np.ones((1, 1, 3, 3)))
+    with pytest.raises(ValueError, match=r"reflect padding \(3, 0\) must be < the input size 3"):
+        F.pad(x, (3, 0), mode="reflect")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        F.pad(x, (1, 1), mode="wrap")
+
+
+@needs_torch
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("pad", [(1, 1, 1, 1), (0, 2, 1, 0), (2, 1, 0, 2)])
+def test_pad_matches_torch(mode, pad):
+    x = rand(np.random.default_rng(6), 2, 3, 4, 5)
+    check_op(lambda t: F.pad(t, pad, mode=mode), lambda t: TF.pad(t, pad, mode=mode), [x])
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activations_and_linear_match_torch(dtype):
+    rng = np.random.default_rng(7)
+    x = rand(rng, 3, 7, dtype=dtype)
+    tol = dict(atol=1e-6, rtol=1e-5) if dtype == np.float32 else {}
+    check_op(F.relu, TF.relu, [x], **tol)
+    check_op(F.tanh, torch.tanh, [x], **tol)
+    check_op(F.sigmoid, torch.sigmoid, [x], **tol)
+    check_op(lambda t: F.leaky_relu(t, 0.1), lambda t: TF.leaky_relu(t, 0.1), [x], **tol)
+    w, b = rand(rng, 4, 7, dtype=dtype), rand(rng, 4, dtype=dtype)
+    check_op(F.linear, TF.linear, [x, w, b], **tol)
+    check_op(lambda a, b: (a @ b.T).sum(1), lambda a, b: (a @ b.T).sum(1), [x, w], **tol)

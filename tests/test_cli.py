@@ -1,0 +1,170 @@
+"""The ``tinycnn`` command line: zoo, summary, explain, draw; MODEL as a zoo name or
+``package.module:function``."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tinycnn as tc
+from tinycnn import cli
+from tinycnn import layers as L
+from tinycnn.graph import clear_session
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(num_classes=3, input_shape=(1, 8, 8)):
+    """A model builder for ``tests.test_cli:tiny``."""
+    clear_session()
+    x = inp = tc.Input(input_shape)
+    with tc.block("features"):
+        x = L.Conv2D(4, 3, padding="same", activation="relu", name="conv")(x)
+        x = L.MaxPool2D(2, name="pool")(x)
+    x = L.Flatten(name="flatten")(x)
+    return tc.Model(inp, L.Dense(num_classes, name="fc")(x), name="tiny")
+
+
+NOT_A_MODEL = 42
+
+
+def test_summary_and_explain(capsys):
+    assert cli.main(["summary", "tests.test_cli:tiny"]) == 0
+    out = capsys.readouterr().out
+    assert 'Model: "tiny"' in out and "Total params: 235" in out
+    assert cli.main(["summary", "tests.test_cli:tiny", "--depth", "0"]) == 0
+    assert "features (Block: 2 layers)" in capsys.readouterr().out
+    assert (
+        cli.main(["explain", "tests.test_cli:tiny", "--input-shape", "1,6,6", "--num-classes", "5"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "W2 = (6 − 3 + 2·1)/1 + 1 = 6 → 6×6×4" in out and "Dense 5: 36 → 5" in out
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz `dot` not installed")
+def test_draw(tmp_path, capsys):
+    out = tmp_path / "tiny.svg"
+    assert (
+        cli.main(
+            [
+                "draw",
+                "tests.test_cli:tiny",
+                "-o",
+                str(out),
+                "--rankdir",
+                "LR",
+                "--fold",
+                "--depth",
+                "1",
+                "--no-params",
+            ]
+        )
+        == 0
+    )
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert out.read_text().lstrip().startswith("<?xml")
+
+
+def test_draw_source_only(tmp_path):
+    out = tmp_path / "tiny.gv"
+    assert (
+        cli.main(
+            [
+                "draw",
+                "tests.test_cli:tiny",
+                "-o",
+                str(out),
+                "--no-shapes",
+                "--collapse-repeated",
+                "--max-nodes",
+                "0",
+            ]
+        )
+        == 0
+    )
+    text = out.read_text()
+    assert "rankdir=TB" in text and 'subgraph "cluster_features"' in text and "×8" not in text
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["summary", "no_such_model"], "unknown model 'no_such_model'; zoo models: "),
+        (["summary", "no.such.module:f"], "cannot import module 'no.such.module'"),
+        (["summary", "tests.test_cli:missing"], "has no attribute 'missing'"),
+        (["summary", "tests.test_cli:NOT_A_MODEL"], "did not give a tinycnn Model"),
+        (
+            ["explain", "tests.test_cli:tiny", "--input-shape", "1,1,1"],
+            r"MaxPool2D layer \"features/pool\"",
+        ),
+    ],
+)
+def test_errors_exit_2_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as err:
+        cli.main(argv)
+    assert err.value.code == 2
+    assert __import__("re").search(message, capsys.readouterr().err)
+
+
+def test_bad_input_shape_argument(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["summary", "lenet5", "--input-shape", "3x224"])
+    assert "expected three positive sizes" in capsys.readouterr().err
+
+
+def test_zoo_listing(monkeypatch, capsys):
+    import zoo
+
+    monkeypatch.setattr(zoo, "MODELS", {"tiny": tiny})
+    assert cli.main(["zoo"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["model", "input", "output", "params", "MACs", "year"]
+    assert lines[2].split() == ["tiny", "1×8×8", "3", "235", "2.50", "K"]
+    assert cli.main(["zoo", "--names"]) == 0
+    assert capsys.readouterr().out.split() == ["tiny"]
+
+
+def test_zoo_name_resolves_through_the_registry(monkeypatch, capsys):
+    import zoo
+
+    monkeypatch.setitem(zoo.MODELS, "tiny_registered", tiny)
+    assert cli.main(["summary", "tiny_registered"]) == 0
+    assert 'Model: "tiny"' in capsys.readouterr().out
+
+
+def test_commands_table_is_extensible(monkeypatch, capsys):
+    seen = []
+
+    def configure(p):
+        p.add_argument("--flag", action="store_true")
+
+    monkeypatch.setitem(
+        cli.COMMANDS,
+        "hello",
+        cli.Command("say hello", configure, lambda a: seen.append(a.flag) or 0),
+    )
+    assert cli.main(["hello", "--flag"]) == 0 and seen == [True]
+    monkeypatch.setitem(
+        cli.COMMANDS, "lazy", cli.Command("lazy import", lambda p: None, "tests.test_cli:_lazy_run")
+    )
+    assert cli.main(["lazy"]) == 7
+
+
+def _lazy_run(args):
+    return 7
+
+
+def test_module_entry_point_runs():
+    proc = subprocess.run(
+        [sys.executable, "-m", "tinycnn.cli", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0
+    for name in ("zoo", "summary", "explain", "draw"):
+        assert name in proc.stdout

@@ -1,0 +1,334 @@
+"""The ``tinycnn`` command: ``tinycnn zoo | summary | explain | draw ...``.
+
+Every subcommand is a ``Command`` in the ``COMMANDS`` table at the bottom: a function that adds
+its arguments to a parser and a function that runs it (or a ``"module:function"`` string, imported
+only when that subcommand runs, so ``tinycnn --help`` stays fast).  Adding a subcommand is one
+entry in that table.
+
+MODEL arguments are a zoo name (``tinycnn zoo`` lists them), ``package.module:function`` or
+``path/to/file.py:function``: a function returning a ``tinycnn.Model``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Command:
+    """A subcommand: ``configure(parser)`` adds its arguments, ``run(args) -> exit code``."""
+
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int] | str
+
+
+class CLIError(Exception):
+    """A user error: printed as ``tinycnn: error: ...`` with exit status 2."""
+
+
+# ---------------------------------------------------------------------------------- models
+def _zoo_models() -> dict[str, Callable]:
+    try:
+        import zoo
+    except ImportError as e:  # pragma: no cover - the zoo ships with tinycnn
+        raise CLIError(f"the zoo package cannot be imported ({e})") from None
+    return dict(zoo.MODELS)
+
+
+def _shape_arg(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected C,H,W (e.g. 3,224,224), got {text!r}") from None
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected three positive sizes C,H,W, got {text!r}")
+    return shape
+
+
+def _import(module_name: str, spec: str):
+    """A module by dotted name (the working directory is searched first, as ``python -m``
+    does) or a ``.py`` file by path."""
+    if module_name.endswith(".py") or os.sep in module_name or "/" in module_name:
+        path = Path(module_name)
+        if not path.is_file():
+            raise CLIError(f"MODEL {spec!r}: no such file {module_name!r}")
+        loader_spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(loader_spec)
+        loader_spec.loader.exec_module(module)
+        return module
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as e:
+        raise CLIError(f"cannot import module {module_name!r} from MODEL {spec!r}: {e}") from None
+
+
+def load_model(
+    spec: str, input_shape: tuple[int, ...] | None = None, num_classes: int | None = None
+):
+    """Build the model named by ``spec``: a zoo name or ``package.module:function``."""
+    from .graph import Model
+
+    kwargs: dict[str, Any] = {}
+    if input_shape is not None:
+        kwargs["input_shape"] = input_shape
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    if ":" in spec:
+        module_name, _, attr = spec.rpartition(":")
+        module = _import(module_name, spec)
+        target = getattr(module, attr, None)
+        if target is None:
+            raise CLIError(f"module {module_name!r} has no attribute {attr!r}")
+        model = target(**kwargs) if callable(target) and not isinstance(target, Model) else target
+    else:
+        models = _zoo_models()
+        if spec not in models:
+            raise CLIError(
+                f"unknown model {spec!r}; zoo models: {', '.join(models)} "
+                "(or give package.module:function)"
+            )
+        model = models[spec](**kwargs)
+    if not isinstance(model, Model):
+        raise CLIError(f"MODEL {spec!r} did not give a tinycnn Model (got {type(model).__name__})")
+    return model
+
+
+def _model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a zoo name (see `tinycnn zoo`), package.module:function or file.py:function",
+    )
+    parser.add_argument(
+        "--input-shape",
+        type=_shape_arg,
+        metavar="C,H,W",
+        help="build the model for this input shape (zoo builders accept it)",
+    )
+    parser.add_argument("--num-classes", type=int, metavar="N", help="width of the classifier")
+
+
+def _build(args: argparse.Namespace):
+    return load_model(args.model, args.input_shape, args.num_classes)
+
+
+# ---------------------------------------------------------------------------------- zoo
+def _zoo_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--names", action="store_true", help="print the names only")
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    """List the zoo: input, output, parameters, MACs, and the paper's year."""
+    from .graph.naming import clear_session
+    from .graph.summary import human_count
+
+    models = _zoo_models()
+    if args.names:
+        print("\n".join(models))
+        return 0
+    try:
+        import zoo
+
+        papers = getattr(zoo, "PAPERS", {})
+    except ImportError:  # pragma: no cover
+        papers = {}
+    rows = []
+    for name, builder in models.items():
+        clear_session()
+        model = builder()
+        macs = sum(model.graph.nodes[n]["macs"] for n in model.graph)
+        paper = papers.get(name)
+        rows.append(
+            (
+                name,
+                "×".join(map(str, model.input_shape[1:])),
+                "×".join(map(str, model.output_shape[1:]))
+                if not isinstance(model.output_shape, list)
+                else f"{len(model.output_shape)} outputs",
+                f"{model.count_params():,}",
+                human_count(macs),
+                str(paper.year) if paper else "",
+            )
+        )
+        del model
+    head = ("model", "input", "output", "params", "MACs", "year")
+    widths = [max(len(head[c]), *(len(r[c]) for r in rows)) for c in range(len(head))]
+    right = {3, 4}
+
+    def line(cells) -> str:
+        return "  ".join(
+            f"{c:>{w}}" if k in right else f"{c:<{w}}"
+            for k, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    print(line(head))
+    print(line(["-" * w for w in widths]))
+    for r in rows:
+        print(line(r))
+    print("\nMACs: multiply-accumulates of one forward pass of one sample (Conv/Dense layers).")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- views
+def _summary_args(parser: argparse.ArgumentParser) -> None:
+    _model_args(parser)
+    parser.add_argument(
+        "--depth", type=int, metavar="N", help="collapse blocks nested deeper than N into one row"
+    )
+    parser.add_argument("--line-length", type=int, metavar="N", help="truncate lines")
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    _build(args).summary(depth=args.depth, line_length=args.line_length)
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    _build(args).explain()
+    return 0
+
+
+def _draw_args(parser: argparse.ArgumentParser) -> None:
+    _model_args(parser)
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="output file: .svg .png .pdf (rendered by dot) or .gv/.dot "
+        "(source); default MODEL.svg",
+    )
+    parser.add_argument(
+        "--depth", type=int, metavar="N", help="collapse blocks nested deeper than N into one node"
+    )
+    parser.add_argument(
+        "--rankdir",
+        choices=("TB", "LR"),
+        default="TB",
+        help="top-to-bottom (default) or left-to-right",
+    )
+    parser.add_argument(
+        "--no-shapes", dest="show_shapes", action="store_false", help="hide output shapes"
+    )
+    parser.add_argument(
+        "--no-params", dest="show_params", action="store_false", help="hide parameter counts"
+    )
+    parser.add_argument(
+        "--collapse-repeated",
+        action="store_true",
+        help='draw runs of identical blocks once ("bottleneck ×3")',
+    )
+    parser.add_argument(
+        "--fold",
+        action="store_true",
+        help="fold BatchNormalization/activations into the conv before them",
+    )
+    parser.add_argument("--dpi", type=int, help="resolution of .png output")
+    parser.add_argument(
+        "--max-nodes",
+        type=int,
+        default=250,
+        metavar="N",
+        help="collapse to depth 1 above N visible nodes unless --depth is given "
+        "(0: never; default 250)",
+    )
+
+
+def cmd_draw(args: argparse.Namespace) -> int:
+    from .graph.render import draw
+
+    model = _build(args)
+    path = draw(
+        model,
+        args.output or f"{model.name}.svg",
+        show_shapes=args.show_shapes,
+        show_params=args.show_params,
+        rankdir=args.rankdir,
+        depth=args.depth,
+        collapse_repeated=args.collapse_repeated,
+        fold=args.fold,
+        dpi=args.dpi,
+        max_nodes=args.max_nodes or None,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- table
+COMMANDS: dict[str, Command] = {
+    "zoo": Command("list the zoo models with parameters, MACs and input shape", _zoo_args, cmd_zoo),
+    "summary": Command("print a Keras-style summary table of MODEL", _summary_args, cmd_summary),
+    "explain": Command(
+        "walk through every layer's output-size arithmetic", _model_args, cmd_explain
+    ),
+    "draw": Command("draw MODEL's architecture diagram with Graphviz", _draw_args, cmd_draw),
+    "train": Command(
+        "train MODEL (MNIST for 1-channel models); save weights, history, curves",
+        lambda p: importlib.import_module("tinycnn.train.cli").configure_train(p),
+        "tinycnn.train.cli:cmd_train",
+    ),
+    "evaluate": Command(
+        "evaluate MODEL with saved weights on its dataset's test split",
+        lambda p: importlib.import_module("tinycnn.train.cli").configure_evaluate(p),
+        "tinycnn.train.cli:cmd_evaluate",
+    ),
+}
+
+
+def _resolve(run: Callable | str) -> Callable[[argparse.Namespace], int]:
+    if callable(run):
+        return run
+    module_name, _, attr = run.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="tinycnn",
+        description="tinycnn: a from-scratch CNN engine. MODEL is a zoo name or "
+        "package.module:function.",
+    )
+    parser.add_argument("--version", action="version", version=f"tinycnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        cmd.configure(p)
+        p.set_defaults(_run=cmd.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tinycnn`` console script; returns the exit status."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(_resolve(args._run)(args) or 0)
+    except BrokenPipeError:  # `tinycnn summary vgg16 | head`: stop quietly, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except CLIError as e:
+        parser.exit(2, f"tinycnn: error: {e}\n")
+    except (ValueError, TypeError) as e:
+        parser.exit(2, f"tinycnn {args.command}: error: {e}\n")
+    except RuntimeError as e:  # GraphvizNotFoundError and dot failures
+        parser.exit(1, f"tinycnn {args.command}: error: {e}\n")
+    return 0  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""``model.explain()``: the seed's dimension walk-through, one line per layer, e.g.
+
+``conv1  Conv2D 6@5×5 S=1 P=0: W2 = (32 − 5 + 2·0)/1 + 1 = 28 → 28×28×6``
+
+Shapes are written the seed's way, height × width × channels of one sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .shapes import axis_formula, hwc, num_elements, sliding_shape
+
+
+def _window_formulas(
+    layer, in_shape, out_shape, kernel, strides, dilation, ceil_mode, show_zero_pad, last
+) -> str:
+    what = "pool" if layer.family == "pool" else "kernel"
+    _, pads = sliding_shape(
+        layer.where,
+        in_shape,
+        kernel,
+        strides,
+        layer.padding,
+        dilation,
+        ceil_mode,
+        channels_last=last,
+        what=what,
+    )
+    sizes = (in_shape[1], in_shape[2]) if last else (in_shape[2], in_shape[3])
+    outs = (out_shape[1], out_shape[2]) if last else (out_shape[2], out_shape[3])
+    parts = []
+    for axis, size, k, s, d, (lo, hi), out in zip(
+        "HW", sizes, kernel, strides, dilation, pads, outs
+    ):
+        parts.append(
+            axis_formula(axis, size, d * (k - 1) + 1, s, lo, hi, out, ceil_mode, show_zero_pad)
+        )
+    same = parts[0][1:] == parts[1][1:]
+    return parts[1] if same else ", ".join(parts)
+
+
+def _conv_params(layer) -> str:
+    kh, kw = layer.kernel_size
+    cin = layer._in_channels
+    n = layer.count_params()
+    name = type(layer).__name__
+    if name == "Conv2D":
+        per = f"{kh}·{kw}·{cin // layer.groups}"
+        return (
+            f"({per} + 1)·{layer.filters} = {n:,}"
+            if layer.use_bias
+            else (f"{per}·{layer.filters} = {n:,}")
+        )
+    m = layer.depth_multiplier
+    dw = f"{kh}·{kw}·{cin}" + (f"·{m}" if m > 1 else "")
+    if name == "DepthwiseConv2D":
+        return f"{dw} + {cin * m} = {n:,}" if layer.use_bias else f"{dw} = {n:,}"
+    pw = f"{cin * m}·{layer.filters}"
+    bias = f" + {layer.filters}" if layer.use_bias else ""
+    return f"{dw} + {pw}{bias} = {n:,}"
+
+
+def explain_node(layer, in_shapes, out_shapes, last_in: bool, last_out: bool) -> str:
+    """One layer's walk-through line (without the name column)."""
+    kind = type(layer).__name__
+    out = out_shapes[0]
+    ins = in_shapes
+    desc = layer.describe()
+    shape_out = hwc(out, last_out)
+    if kind == "InputLayer":
+        return f"Input: {shape_out}"
+    if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
+        f = _window_formulas(
+            layer,
+            ins[0],
+            out,
+            layer.kernel_size,
+            layer.strides,
+            layer.dilation_rate,
+            False,
+            True,
+            last_in,
+        )
+        act = f", then {layer.activation_name}" if layer.activation_name else ""
+        desc = desc.rsplit(" " + layer.activation_name, 1)[0] if layer.activation_name else desc
+        return f"{kind} {desc}: {f} → {shape_out}{act}; params {_conv_params(layer)}"
+    if kind in ("MaxPool2D", "AveragePooling2D"):
+        f = _window_formulas(
+            layer,
+            ins[0],
+            out,
+            layer.pool_size,
+            layer.strides,
+            (1, 1),
+            layer.ceil_mode,
+            False,
+            last_in,
+        )
+        return f"{kind} {desc}: {f} → {shape_out}"
+    if kind == "GlobalAveragePooling2D":
+        s = ins[0]
+        hw = f"{s[1]}×{s[2]}" if last_in else f"{s[2]}×{s[3]}"
+        return f"{kind}: {hwc(s, last_in)} → {shape_out} (mean over {hw})"
+    if kind == "Flatten":
+        return f"Flatten: {hwc(ins[0], last_in)} = {num_elements(out)}"
+    if kind == "Dense":
+        n_in = ins[0][-1]
+        bias = f" + {layer.units}" if layer.use_bias else ""
+        act = f", then {layer.activation_name}" if layer.activation_name else ""
+        return (
+            f"Dense {layer.units}: {hwc(ins[0], last_in)} → {shape_out}{act}; params "
+            f"{n_in}·{layer.units}{bias} = {layer.count_params():,}"
+        )
+    if kind == "Concatenate":
+        axis = layer.axis % len(out)
+        if len(out) == 4 and axis == (3 if last_out else 1):
+            parts = " + ".join(str(s[axis]) for s in ins)
+            return f"Concatenate channels: {parts} = {out[axis]} → {shape_out}"
+        parts = " + ".join(str(s[axis]) for s in ins)
+        return f"Concatenate axis {axis}: {parts} = {out[axis]} → {shape_out}"
+    if kind in ("Add", "Multiply"):
+        op = " + " if kind == "Add" else " ⊙ "
+        return f"{kind}: {op.join(hwc(s, last_in) for s in ins)} (shapes agree) → {shape_out}"
+    if kind == "ZeroPadding2D":
+        (t, b), (l, r) = layer.padding
+        s = ins[0]
+        h, w = (s[1], s[2]) if last_in else (s[2], s[3])
+        return (
+            f"ZeroPadding2D: H2 = {h} + {t} + {b} = {h + t + b}, W2 = {w} + {l} + {r} = "
+            f"{w + l + r} → {shape_out}"
+        )
+    if kind == "BatchNormalization":
+        c = layer._channels
+        n = layer.count_params()
+        per = 2 + int(layer.scale) + int(layer.center)
+        return (
+            f"BatchNormalization: shape unchanged → {shape_out}; params {per}·{c} = {n:,} "
+            f"({(per - 2) * c:,} trainable)"
+        )
+    if kind == "Reshape":
+        return f"Reshape: {hwc(ins[0], last_in)} → {shape_out}"
+    if layer.family == "model":
+        return (
+            f"{kind} ({desc}): {', '.join(hwc(s) for s in ins)} → "
+            f"{', '.join(hwc(s) for s in out_shapes)}; params {layer.count_params():,}"
+        )
+    label = f"{kind} {desc}".rstrip()
+    if all(tuple(s) == tuple(out) for s in ins):
+        return f"{label}: shape unchanged → {shape_out}"
+    return f"{label}: {', '.join(hwc(s, last_in) for s in ins)} → {shape_out}"
+
+
+def explain(
+    model, print_fn: Callable[[str], None] | None = None, return_string: bool = False
+) -> str | None:
+    """The seed's dimension walk-through of every layer of ``model`` (printed or returned)."""
+    g = model.graph
+    layout: dict[int, bool] = {}  # node -> its output is channels-last
+    rows = []
+    for n in g:
+        d = g.nodes[n]
+        layer = d["layer"]
+        preds = list(g.predecessors(n))
+        last_in = layout[preds[0]] if preds else False
+        fmt = getattr(layer, "data_format", None)
+        last_out = (fmt == "channels_last") if fmt else last_in
+        if type(layer).__name__ in ("Flatten", "Dense", "GlobalAveragePooling2D"):
+            last_out = last_out and len(d["output_shapes"][0]) == 4
+        layout[n] = last_out
+        rows.append(
+            (
+                d["name"],
+                explain_node(layer, d["input_shapes"], d["output_shapes"], last_in, last_out),
+            )
+        )
+    width = min(max(len(name) for name, _ in rows), 40)
+    lines = [
+        f'Model "{model.name}": dimension walk-through (one sample, height×width×channels; '
+        "W2 = (W1 − F + 2P)/S + 1)",
+    ]
+    lines += [f"{name:<{width}}  {text}" for name, text in rows]
+    total = model.count_params()
+    lines.append(f"Total: {total:,} parameters")
+    text = "\n".join(lines)
+    if return_string:
+        return text
+    (print_fn or print)(text)
+    return None

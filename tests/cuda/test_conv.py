@@ -1,0 +1,89 @@
+"""conv2d on "cuda" (simulator) equal to "cpu", forward and all three gradients, through each
+of the three algorithms (1x1 GEMM, direct incl. depthwise, im2col + GEMM in both layouts)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinycnn.functional as F
+from tinycnn.ops import conv as conv_op
+from tinycnn.ops.conv import Conv2d
+
+from .helpers import rand, same_on_both
+
+RNG = np.random.default_rng(5)
+TOL = {"atol": 1e-10, "rtol": 1e-9}
+
+CASES = [  # x shape, w shape, stride, padding (t, b, l, r), dilation, groups
+    ((2, 4, 5, 6), (6, 2, 3, 2), (2, 1), (1, 0, 1, 1), (1, 2), 2),
+    ((1, 3, 6, 5), (4, 3, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    ((2, 3, 7, 7), (2, 3, 2, 3), (3, 2), (0, 1, 2, 0), (2, 1), 1),
+]
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
+@pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", CASES)
+def test_direct_and_im2col(algorithm, xs, ws, stride, padding, dilation, groups):
+    def fn(x, w, b):
+        return Conv2d.apply(
+            x,
+            w,
+            b,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            algorithm=algorithm,
+        )
+
+    same_on_both(fn, [rand(RNG, *xs), rand(RNG, *ws), rand(RNG, ws[0])], **TOL)
+
+
+def test_im2col_per_image_layout_and_chunks(monkeypatch):
+    monkeypatch.setattr(conv_op, "PER_IMAGE_MIN", 1)
+    monkeypatch.setattr(conv_op, "COLS_BYTES", 3 * 4 * 9 * 8 * 8)  # one image per chunk
+    xs, ws = (3, 3, 4, 4), (4, 3, 3, 3)
+
+    def fn(x, w, b):
+        return Conv2d.apply(
+            x,
+            w,
+            b,
+            stride=(1, 1),
+            padding=(1, 1, 1, 1),
+            dilation=(1, 1),
+            groups=1,
+            algorithm="im2col",
+        )
+
+    same_on_both(fn, [rand(RNG, *xs), rand(RNG, *ws), rand(RNG, 4)], **TOL)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_gemm1x1(groups):
+    same_on_both(
+        lambda x, w, b: F.conv2d(x, w, b, groups=groups),
+        [rand(RNG, 2, 4, 3, 3), rand(RNG, 6, 4 // groups, 1, 1), rand(RNG, 6)],
+        **TOL,
+    )
+
+
+@pytest.mark.parametrize("multiplier", [1, 2])
+def test_depthwise(multiplier):
+    c = 3
+    same_on_both(
+        lambda x, w: F.conv2d(x, w, stride=2, padding=1, dilation=(1, 2), groups=c),
+        [rand(RNG, 2, c, 6, 7), rand(RNG, c * multiplier, 1, 3, 3)],
+        **TOL,
+    )
+
+
+def test_padding_modes_and_same_float32():
+    x, w = rand(RNG, 1, 2, 5, 5, dtype=np.float32), rand(RNG, 3, 2, 3, 3, dtype=np.float32)
+    same_on_both(
+        lambda x, w: F.conv2d(x, w, padding=1, padding_mode="reflect"), [x, w], atol=1e-5, rtol=1e-5
+    )
+    same_on_both(
+        lambda x, w: F.conv2d(x, w[:, :, :2], padding="same"), [x, w], atol=1e-5, rtol=1e-5
+    )

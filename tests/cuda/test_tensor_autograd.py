@@ -1,0 +1,107 @@
+"""Tensors on "cuda" (simulator): placement, transfers, and autograd through the tape, every op
+equal to the same computation on "cpu"."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinycnn as tc
+import tinycnn.functional as F
+
+from .helpers import rand, same_on_both
+
+RNG = np.random.default_rng(1)
+
+
+def test_cuda_is_available_under_the_simulator():
+    assert tc.cuda.is_available()
+
+
+def test_placement_and_transfers():
+    x = rand(RNG, 2, 3)
+    t = tc.tensor(x, device="cuda")
+    assert t.device == "cuda" and t.dtype == np.float64 and t.shape == (2, 3)
+    np.testing.assert_array_equal(t.numpy(), x)
+    back = t.to("cpu")
+    assert back.device == "cpu" and isinstance(back.data, np.ndarray)
+    np.testing.assert_array_equal(back.numpy(), x)
+    assert tc.tensor(x).to("cuda").device == "cuda"
+    assert tc.zeros(2, 2, device="cuda").numpy().sum() == 0
+    assert tc.tensor(3.0, device="cuda").item() == 3.0
+    assert "device='cuda'" in repr(t)
+
+
+def test_mixed_devices_raise():
+    a = tc.tensor(rand(RNG, 3), device="cuda")
+    b = tc.tensor(rand(RNG, 3))
+    with pytest.raises(ValueError, match="all tensors must be on one device"):
+        a + b
+
+
+def test_to_is_differentiable_both_ways():
+    x = tc.tensor(rand(RNG, 2, 3), requires_grad=True)
+    y = (x.to("cuda") * 2.0).sum()
+    y.backward()
+    assert x.grad.device == "cpu"
+    np.testing.assert_allclose(x.grad.numpy(), np.full((2, 3), 2.0))
+
+
+@pytest.mark.parametrize(
+    "fn,shapes",
+    [
+        (lambda a, b: a + b, [(2, 3), (3,)]),
+        (lambda a, b: a - b, [(2, 1), (1, 3)]),
+        (lambda a, b: a * b, [(2, 3), (2, 3)]),
+        (lambda a, b: a / (b * b + 1.0), [(2, 3), (1, 3)]),
+        (lambda a: -a * 3.0 + 1.0, [(4,)]),
+        (lambda a: (a * a + 1.0) ** 1.5, [(2, 2)]),
+        (lambda a: a.exp() + (a * a + 1.0).log(), [(3,)]),
+        (lambda a, b: a @ b, [(3, 4), (4, 2)]),
+        (lambda a, b: a @ b, [(2, 3, 4), (4,)]),
+        (lambda a, b: F.linear(a, b), [(5, 4), (3, 4)]),
+        (lambda a, b, c: F.linear(a, b, c), [(2, 4), (3, 4), (3,)]),
+        (lambda a: a.sum(), [(2, 3)]),
+        (lambda a: a.mean(dim=(0, 2), keepdim=True), [(2, 3, 4)]),
+        (lambda a: a.reshape(3, 2).T, [(2, 3)]),
+        (lambda a: a.permute(2, 0, 1).flatten(1), [(2, 3, 4)]),
+        (lambda a, b: tc.cat([a, b], dim=1), [(2, 3), (2, 2)]),
+        (lambda a: a[1:, ::2], [(3, 5)]),
+        (lambda a: a[:, [0, 2, 2]], [(2, 4)]),
+        (lambda a: F.pad(a, (1, 2, 0, 1)), [(1, 2, 3, 3)]),
+        (lambda a: F.pad(a, (2, 1, 1, 1), mode="reflect"), [(1, 1, 3, 4)]),
+        (lambda a: F.pad(a, (1, 1), mode="circular"), [(1, 2, 3)]),
+        (lambda a: F.pad(a, (1, 1, 1, 1), mode="replicate"), [(1, 1, 2, 2)]),
+        (lambda a: a.astype(np.float32).double(), [(2, 3)]),
+    ],
+)
+def test_ops_and_gradients_match_cpu(fn, shapes):
+    same_on_both(fn, [rand(RNG, *s) for s in shapes], atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid", "leaky_relu"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activations(name, dtype):
+    fn = (lambda x: F.leaky_relu(x, 0.2)) if name == "leaky_relu" else getattr(F, name)
+    x = rand(RNG, 3, 5, dtype=dtype) * 3
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    same_on_both(fn, [x], atol=tol, rtol=tol)
+
+
+def test_two_layer_network_trains_the_same_on_both_devices():
+    x, w1, w2 = rand(RNG, 8, 5), rand(RNG, 6, 5) * 0.3, rand(RNG, 2, 6) * 0.3
+
+    def net(x, w1, w2):
+        h = F.relu(F.linear(x, w1))
+        return (F.tanh(F.linear(h, w2)) ** 2.0).mean()
+
+    same_on_both(net, [x, w1, w2], requires_grad=[False, True, True], atol=1e-12, rtol=1e-10)
+
+
+def test_comparisons_and_argmax_stay_on_the_device():
+    x = tc.tensor(np.array([[1.0, 3.0, 2.0], [0.0, -1.0, 5.0]]), device="cuda")
+    assert (x > 1.5).device == "cuda"
+    np.testing.assert_array_equal((x > 1.5).numpy(), x.numpy() > 1.5)
+    np.testing.assert_array_equal(x.argmax(1).numpy(), [1, 2])
+    labels = tc.tensor(np.array([1, 0]), device="cuda")
+    assert (x.argmax(1) == labels).numpy().tolist() == [True, False]

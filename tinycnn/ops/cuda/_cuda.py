@@ -1,0 +1,169 @@
+"""How CUDA kernels are declared, launched and viewed (the counterpart of ``cpu/_numba.py``).
+
+Every kernel is declared with :func:`kernel` and the argument types it is launched with.  The
+declaration is what ``tests/cuda_ptx`` compiles for a real GPU (``numba.cuda.compile_ptx``), and
+under the simulator every launch checks that its argument types are among the declared ones, so
+a launch with a type nobody compiled fails in CI rather than on a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import config as _numba_config
+from numba import cuda, typeof
+from numba.core import sigutils
+
+from . import config
+
+SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
+
+if SIMULATOR:
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+    # A real DeviceNDArray's host-side ``shape`` is a plain tuple (``a.shape[-1]`` works); the
+    # simulator's FakeShape refuses negative indices everywhere (a rule meant for kernel code),
+    # which would fail host code under the simulator that runs on a GPU.
+    FakeCUDAArray.shape = property(lambda self: tuple(self._ary.shape))
+
+    _sim_reshape = FakeCUDAArray.reshape
+
+    def _strict_reshape(self, *args, **kwargs):
+        # NumPy would copy; a real DeviceNDArray refuses, or (2-d F-contiguous, i.e. a
+        # transposed view) silently reinterprets the memory in C order.  Refuse, so a missing
+        # ``contiguous()`` fails under the simulator instead of giving wrong numbers on a GPU.
+        if not self._ary.flags.c_contiguous:
+            raise NotImplementedError(
+                "reshape of a non-C-contiguous device array: call contiguous() first"
+            )
+        return _sim_reshape(self, *args, **kwargs)
+
+    FakeCUDAArray.reshape = _strict_reshape
+FLOATS = ("float32", "float64")
+
+# every declared kernel, by qualified name: (python function, [argument-type tuples])
+REGISTRY: dict[str, tuple] = {}
+# under the simulator: the argument types each kernel was launched with
+LAUNCHED: dict[str, set] = {}
+
+
+def each(template: str, **choices) -> list[str]:
+    """Expand ``{T}``-style placeholders: ``each("{T}[::1]", T=FLOATS)`` gives two signatures."""
+    out = [template]
+    for key, values in (choices or {"T": FLOATS}).items():
+        out = [s.replace("{" + key + "}", v) for s in out for v in values]
+    return out
+
+
+def _parse(signature: str) -> tuple:
+    args, _ = sigutils.normalize_signature(f"void({signature})")
+    return tuple(args)
+
+
+class Kernel:
+    """A ``@cuda.jit`` kernel and the signatures it is launched with; launch: ``k[grid, block]``."""
+
+    def __init__(self, fn, signatures: list[str], name: str | None = None):
+        self.py_func = fn
+        self.name = name or f"{fn.__module__}.{fn.__name__}"
+        self.signatures = [_parse(s) for s in signatures]
+        # the simulator runs the Python function itself: nothing to cache
+        self.dispatcher = cuda.jit(fn) if SIMULATOR else cuda.jit(fn, cache=True)
+        REGISTRY[self.name] = (fn, self.signatures)
+
+    def __getitem__(self, launch):
+        grid, block = launch
+        launcher = self.dispatcher[grid, block]
+        if not SIMULATOR:
+            return launcher
+
+        def checked(*args):
+            types = tuple(typeof(a) for a in args)
+            if types not in self.signatures:
+                raise TypeError(
+                    f"{self.name}: launched with undeclared argument types {types}; add them "
+                    "to its @kernel signatures so tests/cuda_ptx compiles them"
+                )
+            LAUNCHED.setdefault(self.name, set()).add(types)
+            return launcher(*args)
+
+        return checked
+
+
+def kernel(*signatures: str, name: str | None = None):
+    """Declare a CUDA kernel with the argument types (numba strings) it is launched with."""
+
+    def deco(fn):
+        return Kernel(fn, list(signatures), name)
+
+    return deco
+
+
+def blocks(n: int, threads: int = config.THREADS) -> int:
+    """Blocks for a grid-stride loop over ``n`` items (capped: the loop covers the rest)."""
+    return max(1, min(math.ceil(n / threads), config.MAX_BLOCKS))
+
+
+# ------------------------------------------------------------------------------ device arrays
+def elem_strides(a) -> tuple[int, ...]:
+    item = np.dtype(a.dtype).itemsize
+    return tuple(int(s) // item for s in a.strides)
+
+
+def is_dense(a) -> bool:
+    """True when ``a`` is a permutation of a C-contiguous array (our ``transpose`` views)."""
+    dims = sorted(
+        ((int(n), s) for n, s in zip(a.shape, elem_strides(a)) if n != 1),
+        key=lambda d: -d[1],
+    )
+    expected = 1
+    for n, s in reversed(dims):
+        if s != expected:
+            return False
+        expected *= n
+    return True
+
+
+def flat_buffer(a):
+    """The memory of a dense array (see :func:`is_dense`) as a 1-d contiguous device array."""
+    if a.is_c_contiguous():
+        return a.reshape((a.size,))
+    if SIMULATOR:
+        return a.ravel(order="K")  # a view for a permuted contiguous NumPy array
+    from numba.cuda.cudadrv.devicearray import DeviceNDArray
+
+    item = np.dtype(a.dtype).itemsize
+    return DeviceNDArray((a.size,), (item,), a.dtype, gpu_data=a.gpu_data)
+
+
+def permuted_view(a, axes: tuple[int, ...]):
+    """``a`` with its axes permuted, sharing memory (numba's own transpose copies, 2-d only)."""
+    if SIMULATOR:
+        return a.transpose(axes)
+    from numba.cuda.cudadrv.devicearray import DeviceNDArray
+
+    shape = tuple(a.shape[i] for i in axes)
+    strides = tuple(a.strides[i] for i in axes)
+    return DeviceNDArray(shape, strides, a.dtype, gpu_data=a.gpu_data)
+
+
+def host_c(a) -> np.ndarray:
+    """C-contiguous, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
+    return np.asarray(a, order="C")
+
+
+def to_host(a) -> np.ndarray:
+    """A C-contiguous host copy of any device array, dense or not."""
+    if a.is_c_contiguous() or a.size == 0:
+        return host_c(a.copy_to_host())
+    if is_dense(a):
+        strides = elem_strides(a)
+        flat = flat_buffer(a).copy_to_host()
+        item = flat.dtype.itemsize
+        return host_c(
+            np.lib.stride_tricks.as_strided(
+                flat, a.shape, tuple(s * item for s in strides), writeable=False
+            )
+        )
+    return host_c(a.copy_to_host())  # other views: numba copies their extent

@@ -9,7 +9,7 @@ neither Numba's CUDA target nor any kernel.
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
+from functools import cache
 from types import ModuleType
 
 DEVICES = ("cpu", "cuda")
@@ -28,13 +28,13 @@ def check_device(device) -> str:
     return name
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_backend(device: str) -> ModuleType:
     """The array back end of ``device``."""
     return importlib.import_module(f"tinycnn.ops.{device}.array")
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_kernels(device: str, family: str) -> ModuleType:
     """The kernel module of op ``family`` on ``device`` (e.g. ``tinycnn.ops.cpu.conv``)."""
     return importlib.import_module(f"tinycnn.ops.{device}.{family}")

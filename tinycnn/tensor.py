@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -104,7 +105,9 @@ class Tensor:
 
     def item(self) -> float:
         if self.size != 1:
-            raise ValueError(f"item: only one-element tensors convert to a scalar, shape {self.shape}")
+            raise ValueError(
+                f"item: only one-element tensors convert to a scalar, shape {self.shape}"
+            )
         return self.numpy().reshape(()).item()
 
     def tolist(self):

@@ -7,7 +7,7 @@ all outputs would hide errors that cancel).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

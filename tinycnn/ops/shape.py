@@ -3,7 +3,7 @@ device transfer and dtype casts."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

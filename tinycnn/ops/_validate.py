@@ -42,8 +42,9 @@ def number(op: str, name: str, value: Any, low=None, high=None, low_open=False) 
     return value
 
 
-def tensor_arg(op: str, name: str, value: Any, ndim: int | tuple[int, ...] | None = None,
-               layout: str = "") -> Tensor:
+def tensor_arg(
+    op: str, name: str, value: Any, ndim: int | tuple[int, ...] | None = None, layout: str = ""
+) -> Tensor:
     """``value`` must be a Tensor of the given rank(s)."""
     if not isinstance(value, Tensor):
         raise TypeError(f"{op}: {name} must be a tinycnn Tensor, got {type(value).__name__}")
@@ -56,8 +57,17 @@ def tensor_arg(op: str, name: str, value: Any, ndim: int | tuple[int, ...] | Non
     return value
 
 
-def output_size(op: str, axis: str, size: int, kernel: int, padding: int, stride: int,
-                dilation: int = 1, ceil_mode: bool = False, pad_right: int | None = None) -> int:
+def output_size(
+    op: str,
+    axis: str,
+    size: int,
+    kernel: int,
+    padding: int,
+    stride: int,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+    pad_right: int | None = None,
+) -> int:
     """The seed's formula ``floor((W - F + 2P)/S) + 1`` with dilation (effective
     ``F = d*(k-1)+1``) and ``ceil`` when ``ceil_mode``; raises when it is < 1."""
     pad_right = padding if pad_right is None else pad_right
@@ -70,7 +80,7 @@ def output_size(op: str, axis: str, size: int, kernel: int, padding: int, stride
             out -= 1
     else:
         out = span // stride + 1
-    if out < 1 or span < 0:
+    if out < 1:  # ceil_mode: PyTorch accepts a span down to -(stride - 1)
         pad_txt = f"2*{padding}" if pad_right == padding else f"{padding}+{pad_right}"
         f_txt = f"{eff}" if dilation == 1 else f"{eff} (= {dilation}*({kernel}-1)+1)"
         value = (span / stride) + 1

@@ -1,0 +1,220 @@
+"""Optimizers vs torch.optim, step by step under the same gradients; state_dict round trips."""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+import pytest
+
+import tinycnn as tc
+from tinycnn import optim
+from tinycnn.ops.cpu import optim as kernels
+
+from .helpers import needs_torch, torch
+
+SHAPES = [(7, 5), (3,), (2, 3, 2, 2)]
+
+
+def _grads(rng, steps, dtype):
+    return [[rng.standard_normal(s).astype(dtype) for s in SHAPES] for _ in range(steps)]
+
+
+def _run_tc(make, inits, grads, dtype):
+    params = [tc.tensor(a.copy(), requires_grad=True) for a in inits]
+    opt = make(params)
+    history = []
+    for step_grads in grads:
+        opt.zero_grad()
+        for p, g in zip(params, step_grads):
+            p.grad = tc.tensor(g)
+        opt.step()
+        history.append([p.numpy().copy() for p in params])
+    return history, opt, params
+
+
+def _run_torch(make, inits, grads):
+    params = [torch.tensor(a.copy(), requires_grad=True) for a in inits]
+    opt = make(params)
+    history = []
+    for step_grads in grads:
+        opt.zero_grad()
+        for p, g in zip(params, step_grads):
+            p.grad = torch.tensor(g)
+        opt.step()
+        history.append([p.detach().numpy().copy() for p in params])
+    return history
+
+
+CASES = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.1, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.9)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=1e-3)),
+    ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=1e-2)),
+    ("Adam", dict()),
+    ("Adam", dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05)),
+    ("Adam", dict(lr=1e-2, amsgrad=True)),
+    ("AdamW", dict(lr=1e-2)),
+    ("AdamW", dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
+    ("RMSprop", dict()),
+    ("RMSprop", dict(lr=1e-3, alpha=0.9, eps=1e-6, weight_decay=0.01)),
+    ("RMSprop", dict(lr=1e-3, momentum=0.9)),
+    ("RMSprop", dict(lr=1e-3, centered=True)),
+    ("RMSprop", dict(lr=1e-3, centered=True, momentum=0.5, weight_decay=0.1)),
+]
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name, kwargs", CASES)
+def test_matches_torch_step_by_step(name, kwargs, dtype):
+    rng = np.random.default_rng(zlib.crc32((name + str(kwargs)).encode()))
+    inits = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
+    grads = _grads(rng, 6, dtype)
+    mine, _, _ = _run_tc(lambda ps: getattr(optim, name)(ps, **kwargs), inits, grads, dtype)
+    ref = _run_torch(lambda ps: getattr(torch.optim, name)(ps, **kwargs), inits, grads)
+    tol = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
+    for step, (a, b) in enumerate(zip(mine, ref)):
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert x.dtype == dtype
+            np.testing.assert_allclose(x, y, **tol, err_msg=f"step {step + 1}, param {i}")
+
+
+def _keras_adam_reference(p, grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-7):
+    """Keras 3's update_step (keras/src/optimizers/adam.py) in NumPy float64."""
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    out = []
+    for t, g in enumerate(grads, start=1):
+        alpha = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        m += (g - m) * (1 - b1)
+        v += (g * g - v) * (1 - b2)
+        p = p - m * alpha / (np.sqrt(v) + eps)
+        out.append(p)
+    return out
+
+
+def test_adam_keras_formula():
+    rng = np.random.default_rng(3)
+    p0 = rng.standard_normal(20)
+    # tiny gradients: sqrt(v) is close to epsilon, where the two formulas differ most
+    grads = [1e-6 * rng.standard_normal(20) for _ in range(5)]
+    params = [tc.tensor(p0.copy(), requires_grad=True)]
+    opt = optim.Adam.keras(params)
+    assert opt.hyper["eps"] == 1e-7 and opt.hyper["eps_mode"] == "keras"
+    for g, want in zip(grads, _keras_adam_reference(p0.copy(), grads)):
+        params[0].grad = tc.tensor(g)
+        opt.step()
+        np.testing.assert_allclose(params[0].numpy(), want, rtol=1e-12, atol=1e-15)
+    # torch's placement gives a visibly different trajectory there
+    params2 = [tc.tensor(p0.copy(), requires_grad=True)]
+    opt2 = optim.Adam(params2, eps=1e-7)
+    for g in grads:
+        params2[0].grad = tc.tensor(g)
+        opt2.step()
+    assert not np.allclose(params2[0].numpy(), params[0].numpy(), rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
+        lambda ps: optim.Adam(ps, lr=1e-2, amsgrad=True),
+        lambda ps: optim.RMSprop(ps, lr=1e-3, centered=True, momentum=0.5),
+    ],
+)
+def test_state_dict_round_trip_continues_identically(make):
+    rng = np.random.default_rng(5)
+    inits = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    grads = _grads(rng, 6, np.float32)
+    full, _, _ = _run_tc(make, inits, grads, np.float32)
+    # 3 steps, save, rebuild from scratch with the saved weights and state, 3 more steps
+    _, opt, params = _run_tc(make, inits, grads[:3], np.float32)
+    sd = opt.state_dict()
+    assert all(isinstance(v, np.ndarray) for v in sd["state"].values())
+    opt.step()  # mutating the optimizer after state_dict() must not change the saved copy
+    saved_weights = [p.numpy().copy() for p in params]
+    fresh = [tc.tensor(w, requires_grad=True) for w in full[2]]
+    opt2 = make(fresh)
+    opt2.lr = 123.0  # the hyper-parameters come back too
+    opt2.load_state_dict(sd)
+    assert opt2.lr == opt.lr
+    for step_grads, want in zip(grads[3:], full[3:]):
+        for p, g in zip(fresh, step_grads):
+            p.grad = tc.tensor(g)
+        opt2.step()
+        for p, w in zip(fresh, want):
+            np.testing.assert_array_equal(p.numpy(), w)
+    assert not np.array_equal(saved_weights[0], full[2][0])
+
+
+def test_load_state_dict_rejects_mismatches():
+    p = [tc.tensor(np.zeros((2, 3), np.float32), requires_grad=True)]
+    opt = optim.Adam(p)
+    p[0].grad = tc.tensor(np.ones((2, 3), np.float32))
+    opt.step()
+    sd = opt.state_dict()
+    with pytest.raises(ValueError, match="state is of a Adam optimizer"):
+        optim.SGD(p, lr=0.1).load_state_dict(sd)
+    other = optim.Adam([tc.tensor(np.zeros((3, 2), np.float32), requires_grad=True)])
+    with pytest.raises(ValueError, match=r"0.exp_avg has shape \(2, 3\).*params\[0\] has shape"):
+        other.load_state_dict(sd)
+    with pytest.raises(ValueError, match="does not match this optimizer's 1 parameters"):
+        optim.Adam(p).load_state_dict({**sd, "state": {"4.exp_avg": np.zeros((2, 3))}})
+
+
+def test_lr_is_settable_and_validated():
+    p = [tc.tensor(np.ones(3, np.float32), requires_grad=True)]
+    opt = optim.SGD(p, lr=1.0)
+    opt.lr = 0.5
+    p[0].grad = tc.tensor(np.ones(3, np.float32))
+    opt.step()
+    np.testing.assert_array_equal(p[0].numpy(), 0.5)
+    with pytest.raises(ValueError, match="SGD: lr must be finite, got nan"):
+        opt.lr = float("nan")
+
+
+def test_skips_params_without_grad_and_zero_grad():
+    a = tc.tensor(np.ones(3, np.float32), requires_grad=True)
+    b = tc.tensor(np.ones(3, np.float32), requires_grad=True)
+    opt = optim.SGD([a, b], lr=1.0)
+    a.grad = tc.tensor(np.ones(3, np.float32))
+    opt.step()
+    np.testing.assert_array_equal(a.numpy(), 0.0)
+    np.testing.assert_array_equal(b.numpy(), 1.0)
+    opt.zero_grad()
+    assert a.grad is None and b.grad is None
+
+
+def test_bad_construction():
+    p = [tc.tensor(np.ones(3, np.float32), requires_grad=True)]
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.Adam([])
+    with pytest.raises(ValueError, match="appears twice"):
+        optim.Adam(p + p)
+    with pytest.raises(TypeError, match=r"params\[0\] is a ndarray"):
+        optim.Adam([np.ones(3)])
+    with pytest.raises(ValueError, match="nesterov momentum requires momentum > 0"):
+        optim.SGD(p, lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match=r"Adam: betas\[1\] must be < 1.0, got 1.0"):
+        optim.Adam(p, betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="RMSprop: eps must be >= 0"):
+        optim.RMSprop(p, eps=-1)
+
+
+def test_parallel_kernel_path_matches_serial():
+    n = kernels.PARALLEL_MIN + 12345  # several chunks and a ragged last one
+    rng = np.random.default_rng(0)
+    p0, g = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    big = [tc.tensor(p0.copy(), requires_grad=True)]
+    opt = optim.Adam(big, lr=1e-2)
+    ref = [tc.tensor(p0[:1000].copy(), requires_grad=True)]
+    opt_ref = optim.Adam(ref, lr=1e-2)
+    for _ in range(2):
+        big[0].grad = tc.tensor(g)
+        ref[0].grad = tc.tensor(g[:1000])
+        opt.step()
+        opt_ref.step()
+    np.testing.assert_array_equal(big[0].numpy()[:1000], ref[0].numpy())

@@ -1,0 +1,412 @@
+"""fit / evaluate / predict on a stand-in model with the Model interface (Dense -> tanh ->
+dropout -> Dense -> softmax), plus losses, metrics, data checks, progress, history, resume."""
+
+from __future__ import annotations
+
+import io as stdio
+import json
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import tinycnn as tc
+import tinycnn.functional as F
+from tinycnn import activations, optim, train
+from tinycnn.train import callbacks, losses, metrics
+from tinycnn.train.progress import resolve_verbose
+
+
+class Head:
+    """An output layer as the loop sees it: ``activation`` + ``activation_name``."""
+
+    def __init__(self, activation):
+        self.activation_name = activation
+        self.activation = activations.get(activation)
+
+
+class MLP:
+    """A stand-in for tinycnn.Model: what fit/evaluate/predict/checkpoints use, nothing more."""
+
+    def __init__(
+        self, n_in=2, hidden=16, n_out=3, activation="softmax", dropout=0.0, seed=0, l2=0.0
+    ):
+        rng = np.random.default_rng(seed)
+        self.name = "mlp"
+        self.input_shape = (None, n_in)
+        self.output_shape = (None, n_out)
+        self.w = OrderedDict(
+            w1=tc.init.glorot_uniform((hidden, n_in), rng=rng),
+            b1=np.zeros(hidden, np.float32),
+            w2=tc.init.glorot_uniform((n_out, hidden), rng=rng),
+            b2=np.zeros(n_out, np.float32),
+        )
+        self.w = OrderedDict((k, tc.tensor(v, requires_grad=True)) for k, v in self.w.items())
+        self.layers = [Head(activation)]
+        self.dropout, self.l2 = dropout, l2
+        self.losses = []
+        self.calls = 0
+
+    def __call__(self, x, training=False):
+        self.calls += 1
+        x = x if isinstance(x, tc.Tensor) else tc.tensor(np.asarray(x, np.float32))
+        h = F.tanh(F.linear(x, self.w["w1"], self.w["b1"]))
+        if training and self.dropout:
+            h = F.dropout(h, self.dropout, True)
+        out = self.layers[-1].activation(F.linear(h, self.w["w2"], self.w["b2"]))
+        self.losses = [(self.w["w1"] * self.w["w1"]).sum() * self.l2] if self.l2 else []
+        return out
+
+    def parameters(self):
+        return list(self.w.values())
+
+    def state_dict(self):
+        return OrderedDict((k, t.numpy().copy()) for k, t in self.w.items())
+
+    def load_state_dict(self, state):
+        for k, t in self.w.items():
+            t.data = np.array(state[k], dtype=t.dtype)
+
+    def apply_constraints(self):
+        pass
+
+
+def blobs(n=600, seed=0, one_hot=False, n_cls=3):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_cls, n)
+    centers = np.array([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]])[:n_cls]
+    x = (centers[y] + 0.6 * rng.standard_normal((n, 2))).astype(np.float32)
+    return x, (np.eye(n_cls, dtype=np.float32)[y] if one_hot else y)
+
+
+def compiled(loss="sparse_categorical_crossentropy", metrics_=("accuracy",), lr=0.05, **kw):
+    model = MLP(**kw)
+    train.compile(model, optimizer=optim.Adam(lr), loss=loss, metrics=list(metrics_))
+    return model
+
+
+def weights(model):
+    return [v.copy() for v in model.state_dict().values()]
+
+
+# ---------------------------------------------------------------------------------- fit
+def test_fit_learns_and_records_history(capsys):
+    x, y = blobs(one_hot=True)
+    model = compiled("categorical_crossentropy")
+    h = train.fit(model, x, y, epochs=5, batch_size=32, validation_split=0.2, verbose=2, seed=1)
+    assert list(h.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert len(h.history["loss"]) == 5 and h.epoch == [0, 1, 2, 3, 4]
+    assert h.params == {"epochs": 5, "steps": 15, "batch_size": 32, "samples": 480, "verbose": 2}
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    assert h.history["accuracy"][-1] > 0.9 and h.history["val_accuracy"][-1] > 0.9
+    assert model.history is h
+    out = [line for line in capsys.readouterr().out.splitlines() if "compiling" not in line]
+    assert len(out) == 5 and out[0].startswith("Epoch 1/5 - 15 steps - ")
+    assert "ms/step" in out[0] and "samples/s" in out[0] and "val_accuracy: " in out[0]
+
+
+def test_validation_split_takes_the_last_fraction_before_shuffling():
+    x, y = blobs(200)
+    model = compiled()
+    h = train.fit(model, x, y, epochs=1, batch_size=16, validation_split=0.25, verbose=0, seed=0)
+    assert h.params["samples"] == 150
+    loss, acc = train.evaluate(model, x[150:], y[150:], verbose=0)
+    assert h.history["val_loss"][0] == pytest.approx(loss, rel=1e-6)
+    assert h.history["val_accuracy"][0] == pytest.approx(acc)
+
+
+def test_validation_data_and_evaluate_forms():
+    x, y = blobs(300)
+    model = compiled(metrics_=("accuracy", metrics.TopKAccuracy(2)))
+    h = train.fit(model, x[:200], y[:200], validation_data=(x[200:], y[200:]), verbose=0, seed=0)
+    assert "val_top_2_accuracy" in h.history
+    d = train.evaluate(model, x[200:], y[200:], return_dict=True, verbose=0)
+    assert set(d) == {"loss", "accuracy", "top_2_accuracy"}
+    assert d["loss"] == pytest.approx(h.history["val_loss"][0], rel=1e-6)
+    bare = compiled(metrics_=())
+    assert isinstance(train.evaluate(bare, x, y, verbose=0), float)
+
+
+def test_seeded_fit_repeats_exactly():
+    x, y = blobs(256)
+    runs = []
+    for _ in range(2):
+        model = compiled(dropout=0.3)
+        train.fit(model, x, y, epochs=2, batch_size=32, verbose=0, seed=7)
+        runs.append(weights(model))
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("seeded", [True, False])
+def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path, seeded):
+    x, y = blobs(256)
+    seed = 3 if seeded else None
+
+    def run(**kw):
+        if not seeded:
+            tc.manual_seed(11)
+        model = compiled(dropout=0.3)
+        cb = callbacks.ModelCheckpoint(tmp_path / "ep{epoch}.npz")
+        train.fit(model, x, y, epochs=4, batch_size=32, verbose=0, seed=seed, callbacks=[cb], **kw)
+        return model
+
+    full = run()
+    resumed = compiled(dropout=0.3, seed=99)  # different initial weights: all must come back
+    tc.manual_seed(12345)  # and a different RNG state
+    meta = tc.io.load_checkpoint(tmp_path / "ep2.npz", resumed, resumed.optimizer)
+    assert meta["epoch"] == 2
+    h = train.fit(
+        resumed, x, y, epochs=4, batch_size=32, verbose=0, seed=seed, initial_epoch=meta["epoch"]
+    )
+    assert h.epoch == [2, 3]
+    for a, b in zip(weights(full), weights(resumed)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_regularization_losses_are_added():
+    x, y = blobs(64)
+    plain, reg = compiled(metrics_=()), compiled(metrics_=(), l2=0.5)
+    lp = train.evaluate(plain, x, y, verbose=0)
+    lr_ = train.evaluate(reg, x, y, verbose=0)
+    w1 = reg.w["w1"].numpy()
+    assert lr_ == pytest.approx(lp + 0.5 * (w1 * w1).sum(), rel=1e-5)
+
+
+def test_low_level_loop_still_works():
+    x, y = blobs(64)
+    model = MLP()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    before = weights(model)
+    loss = F.cross_entropy(model(tc.tensor(x)), tc.tensor(y))
+    loss.backward()
+    opt.step()
+    assert not np.array_equal(before[0], weights(model)[0])
+
+
+# ------------------------------------------------------------------------ losses & fusion
+def test_softmax_output_is_fused_and_restored(monkeypatch):
+    x, y = blobs(100)
+    model = compiled()
+    head = model.layers[-1]
+    act = head.activation
+    sums_to_one = []
+    original = MLP.__call__
+
+    def spy(self, xb, training=False):
+        out = original(self, xb, training)
+        sums_to_one.append(bool(np.allclose(out.numpy().sum(-1), 1.0, rtol=1e-4)))
+        return out
+
+    monkeypatch.setattr(MLP, "__call__", spy)
+    train.fit(model, x, y, epochs=1, batch_size=50, validation_split=0.2, verbose=0)
+    assert len(sums_to_one) == 3 and not any(sums_to_one)  # logits in training and validation
+    assert head.activation is act  # restored
+    p = train.predict(model, x, batch_size=30)
+    assert p.shape == (100, 3) and all(sums_to_one[3:])  # predict keeps the softmax
+    np.testing.assert_allclose(p.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_fused_loss_equals_keras_formula_on_probabilities():
+    x, y = blobs(100, one_hot=True)
+    model = compiled("categorical_crossentropy", metrics_=())
+    fused = train.evaluate(model, x, y, verbose=0)
+    p = train.predict(model, x)
+    keras = -(y * np.log(np.clip(p / p.sum(-1, keepdims=True), 1e-7, 1 - 1e-7))).sum(-1).mean()
+    assert fused == pytest.approx(keras, rel=1e-5)
+    # the unfused path (an output layer the loop does not recognise) gives Keras' value too
+    model.layers[-1].activation_name = "custom"
+    assert train.evaluate(model, x, y, verbose=0) == pytest.approx(keras, rel=1e-5)
+    sparse = compiled(metrics_=())
+    sparse.load_state_dict(model.state_dict())
+    assert train.evaluate(sparse, x, y.argmax(1), verbose=0) == pytest.approx(keras, rel=1e-5)
+
+
+def test_binary_crossentropy_with_sigmoid_and_mse():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 2)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.float32)
+    model = compiled("binary_crossentropy", n_out=1, activation="sigmoid")
+    h = train.fit(model, x, y, epochs=8, batch_size=20, verbose=0, seed=0)
+    assert h.history["accuracy"][-1] > 0.9
+    p = train.predict(model, x)[:, 0].astype(np.float64)
+    ref = -(y * np.log(np.clip(p, 1e-7, 1)) + (1 - y) * np.log(np.clip(1 - p, 1e-7, 1))).mean()
+    assert train.evaluate(model, x, y, verbose=0)[0] == pytest.approx(ref, rel=1e-4)
+    reg = compiled("mse", metrics_=(), n_out=1, activation=None)
+    target = (x[:, :1] * 2).astype(np.float32)
+    h = train.fit(reg, x, target, epochs=20, batch_size=20, verbose=0, seed=0)
+    assert h.history["loss"][-1] < 0.2 * h.history["loss"][0]
+
+
+def test_clip_log_gradient():
+    p = tc.tensor(np.array([1e-9, 0.3, 1.0], np.float64), requires_grad=True)
+    y = losses.clip_log(p)
+    np.testing.assert_allclose(y.numpy(), np.log([1e-7, 0.3, 1 - 1e-7]))
+    y.sum().backward()
+    np.testing.assert_allclose(p.grad.numpy(), [0.0, 1 / 0.3, 0.0])
+
+
+def test_metrics():
+    out = np.array([[0.1, 0.5, 0.4], [0.7, 0.2, 0.1], [0.2, 0.3, 0.5]])
+    labels = np.array([2, 0, 0])
+    top1, top2 = metrics.TopKAccuracy(1), metrics.TopKAccuracy(2)
+    for m in (top1, top2):
+        m.update(out, labels, False)
+    assert top1.result() == pytest.approx(1 / 3) and top2.result() == pytest.approx(2 / 3)
+    cat = metrics.get("accuracy", "categorical_crossentropy", 2, 3)
+    cat.update(out, np.eye(3)[labels], False)
+    assert cat.name == "accuracy" and cat.result() == pytest.approx(1 / 3)
+    assert isinstance(metrics.get("acc", "binary_crossentropy"), metrics.BinaryAccuracy)
+    with pytest.raises(ValueError, match="unknown metric 'f1'"):
+        metrics.get("f1", "mse")
+
+
+# ---------------------------------------------------------------------------- data checks
+@pytest.mark.parametrize(
+    "mutate, loss, message",
+    [
+        (lambda x, y: (x[:-1], y), None, "x has 99 samples but y has 100"),
+        (
+            lambda x, y: (np.where(np.arange(100)[:, None] == 17, np.nan, x), y),
+            None,
+            r"x contains 2 NaN/Inf values in 1 samples \(first: sample 17\)",
+        ),
+        (
+            lambda x, y: (x, np.where(np.arange(100) == 5, 3, y)),
+            None,
+            r"label y\[5\] = 3 is out of range for a model with 3 outputs \(valid: 0..2\)",
+        ),
+        (lambda x, y: (x, -y - 1), None, r"label y\[0\] = -\d is out of range"),
+        (
+            lambda x, y: (x[:, :1], y),
+            None,
+            r"the model takes samples of shape \(2,\), x has \(1,\)",
+        ),
+        (lambda x, y: (x, y + 0.5), None, r"label y\[0\] = .* is not an integer"),
+        (
+            lambda x, y: (x, np.eye(3)[y]),
+            None,
+            "one-hot rows\\? use loss='categorical_crossentropy'",
+        ),
+        (lambda x, y: (x, y), "categorical_crossentropy", "look like class indices"),
+        (
+            lambda x, y: (x, np.where(np.eye(3)[y] > 0, np.inf, 0.0)),
+            "categorical_crossentropy",
+            "y contains",
+        ),
+        (lambda x, y: (x, np.eye(3)[y] * 2), "categorical_crossentropy", "probabilities in"),
+    ],
+)
+def test_bad_data_is_rejected_before_training(mutate, loss, message):
+    x, y = blobs(100)
+    model = compiled(loss or "sparse_categorical_crossentropy")
+    before = weights(model)
+    bx, by = mutate(x, y)
+    with pytest.raises(ValueError, match=message):
+        train.fit(model, bx, by, verbose=0)
+    for a, b in zip(before, weights(model)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_misuse_errors():
+    x, y = blobs(20)
+    with pytest.raises(RuntimeError, match="compile the model first"):
+        train.fit(MLP(), x, y)
+    model = compiled()
+    with pytest.raises(ValueError, match="validation_split must be in \\[0, 1\\)"):
+        train.fit(model, x, y, validation_split=1.5, verbose=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        train.fit(model, x, y, batch_size=0, verbose=0)
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        train.compile(MLP(), "adam", "hinge")
+    with pytest.raises(ValueError, match="unknown optimizer 'adagrad'"):
+        train.compile(MLP(), "adagrad", "mse")
+    with pytest.raises(ValueError, match="a single sample\\? add the batch axis"):
+        train.predict(model, x[0])
+
+
+def test_compile_optimizer_forms():
+    model = MLP()
+    train.compile(model, "adam", "mse")
+    opt = model.optimizer
+    assert isinstance(opt, optim.Adam) and opt.hyper["eps"] == 1e-7
+    assert opt.params == model.parameters()
+    train.compile(model, optim.SGD(model.parameters(), lr=0.3), "mse")
+    assert model.optimizer.lr == 0.3
+
+
+# ---------------------------------------------------------------------------- progress etc.
+def test_progress_bar_and_compile_notice(monkeypatch):
+    x, y = blobs(64)
+    model = compiled()
+    original = model.__call__
+    slow = {"first": True}
+
+    def call(xb, training=False):  # make the first step look like a kernel compilation
+        if slow["first"]:
+            slow["first"] = False
+            import time
+
+            time.sleep(0.4)
+        return original(xb, training)
+
+    monkeypatch.setattr(MLP, "__call__", lambda self, xb, training=False: call(xb, training))
+    stream = stdio.StringIO()
+    monkeypatch.setattr("sys.stdout", stream)
+    h = train.fit(model, x, y, epochs=1, batch_size=8, verbose=1)
+    text = stream.getvalue()
+    assert "Epoch 1/1" in text and "ms/step" in text and "8/8" in text
+    assert "compiling kernels… 0.4 s" in text
+    assert h.compile_seconds == pytest.approx(0.4, abs=0.1)
+    assert resolve_verbose("auto", stdio.StringIO()) == 2
+
+
+def test_history_json_and_plot(tmp_path):
+    x, y = blobs(100)
+    model = compiled()
+    h = train.fit(model, x, y, epochs=2, validation_split=0.2, verbose=0, seed=0)
+    doc = json.loads(h.to_json(tmp_path / "history.json").read_text())
+    assert doc["history"]["val_accuracy"] == h.history["val_accuracy"]
+    pytest.importorskip("matplotlib")
+    path = h.plot(tmp_path / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_output_activation_restored_after_an_error(monkeypatch):
+    x, y = blobs(40)
+    model = compiled()
+    act = model.layers[-1].activation
+
+    def boom(self, xb, training=False):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(MLP, "__call__", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        train.fit(model, x, y, verbose=0)
+    assert model.layers[-1].activation is act
+
+
+def test_random_translation():
+    from tinycnn.train.augment import RandomTranslation
+
+    rng = np.random.default_rng(0)
+    x = rng.random((50, 2, 9, 7)).astype(np.float32)
+    out = RandomTranslation(2)(x, np.random.default_rng(1))
+    assert out.shape == x.shape and out.dtype == x.dtype and out.flags.c_contiguous
+    padded = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)))
+    shifts = set()
+    for i in range(50):  # each image is the input shifted by some (dy, dx) in [-2, 2]^2
+        found = [
+            (a - 2, b - 2)
+            for a in range(5)
+            for b in range(5)
+            if np.array_equal(out[i], padded[i, :, a : a + 9, b : b + 7])
+        ]
+        assert found
+        shifts.update(found)
+    assert len(shifts) > 10
+    again = RandomTranslation(2)(x, np.random.default_rng(1))
+    np.testing.assert_array_equal(out, again)
+    assert RandomTranslation(0)(x, rng) is x
+    with pytest.raises(TypeError, match="augment must be callable"):
+        train.fit(compiled(), *blobs(10), augment=3, verbose=0)

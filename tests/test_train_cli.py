@@ -1,0 +1,94 @@
+"""``tinycnn train`` / ``tinycnn evaluate`` end to end on a small MNIST model (``--limit``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import tinycnn as tc
+from tinycnn import layers as L
+from tinycnn.cli import main
+
+
+def mlp(input_shape=(1, 28, 28), num_classes=10):
+    """A small MNIST classifier (the CLI's MODEL may be ``package.module:function``)."""
+    return tc.Sequential(
+        [
+            tc.Input(input_shape),
+            L.Flatten(),
+            L.Dense(32, activation="tanh"),
+            L.Dropout(0.1),
+            L.Dense(num_classes, activation="softmax"),
+        ],
+        name="mnist_mlp",
+    )
+
+
+def test_train_then_evaluate(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        "tests.test_train_cli:mlp",
+        "--epochs",
+        "3",
+        "--limit",
+        "2000",
+        "--out",
+        str(out),
+        "--quiet",
+        "--batch-size",
+        "50",
+        "--augment",  # shifts help a CNN, not an MLP: keep this short run's threshold meaningful
+        "0",
+    ]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert text.index("Total params") < text.index("training mnist_mlp on mnist: 2000 images")
+    assert "test accuracy: 0." in text and "on 2000 mnist test images" in text
+    names = {"weights.npz", "history.json", "log.csv"}
+    try:
+        import matplotlib  # noqa: F401
+
+        names.add("curves.png")
+    except ImportError:
+        pass
+    assert names <= {p.name for p in out.iterdir()}
+    hist = json.loads((out / "history.json").read_text())
+    assert len(hist["history"]["val_accuracy"]) == 3
+    assert hist["history"]["accuracy"][-1] > 0.7
+    assert (
+        main(
+            [
+                "evaluate",
+                "tests.test_train_cli:mlp",
+                "--weights",
+                str(out / "weights.npz"),
+                "--limit",
+                "2000",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    acc = float(text.split("accuracy ")[1].split(" ")[0])
+    assert acc > 0.7
+
+
+def test_cli_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(
+            [
+                "train",
+                "tests.test_train_cli:mlp",
+                "--input-shape",
+                "3,64,64",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    assert e.value.code == 2
+    assert "no bundled dataset fits input shape (3, 64, 64)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["evaluate", "tests.test_train_cli:mlp", "--weights", str(tmp_path / "none.npz")])
+    assert "none.npz: no such file" in capsys.readouterr().err

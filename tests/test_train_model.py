@@ -1,0 +1,135 @@
+"""Training through the real DSL: ``tc.Sequential``/``tc.Model`` methods delegate to
+tinycnn.train; the output softmax is fused whatever layer applies it; weights round-trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinycnn as tc
+from tinycnn import layers as L
+from tinycnn import optim
+from tinycnn.io import CheckpointError
+from tinycnn.train.loop import _fusable_layer
+
+from .test_train import blobs
+
+
+def mlp(head="dense", seed=0, hidden=16, dropout=0.2):
+    tc.manual_seed(seed)
+    x = inp = tc.Input((2,))
+    x = L.Dense(hidden, activation="tanh", name="fc1")(x)
+    x = L.Dropout(dropout, name="drop")(x)
+    if head == "dense":
+        out = L.Dense(3, activation="softmax", name="predictions")(x)
+    elif head == "activation":
+        out = L.Activation("softmax", name="probs")(L.Dense(3, name="logits")(x))
+    else:
+        out = L.Softmax(name="probs")(L.Dense(3, name="logits")(x))
+    return tc.Model(inp, out, name=f"mlp_{head}")
+
+
+@pytest.mark.parametrize("head", ["dense", "activation", "softmax"])
+def test_model_methods_train_and_fuse_the_softmax(head):
+    x, y = blobs(300, one_hot=True)
+    model = mlp(head)
+    assert _fusable_layer(model, "softmax") is not None
+    model.compile(optimizer=optim.Adam(0.02), loss="categorical_crossentropy", metrics=["accuracy"])
+    h = model.fit(x, y, epochs=4, batch_size=20, validation_split=0.2, verbose=0, seed=1)
+    assert h.history["val_accuracy"][-1] > 0.9
+    loss, acc = model.evaluate(x, y, verbose=0)
+    p = model.predict(x, batch_size=64)
+    np.testing.assert_allclose(p.sum(-1), 1.0, rtol=1e-5)  # softmax kept in predict
+    keras = -(y * np.log(np.clip(p, 1e-7, 1 - 1e-7))).sum(-1).mean()
+    assert loss == pytest.approx(keras, rel=1e-4)
+    assert acc == pytest.approx((p.argmax(1) == y.argmax(1)).mean())
+
+
+def test_sequential_and_seed_repeatability():
+    x, y = blobs(200)
+
+    def run():
+        tc.manual_seed(0)
+        model = tc.Sequential(
+            [
+                tc.Input((2,)),
+                L.Dense(8, activation="tanh"),
+                L.Dropout(0.3),
+                L.Dense(3, activation="softmax"),
+            ]
+        )
+        model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=4)
+        return [v.copy() for v in model.state_dict().values()]
+
+    for a, b in zip(run(), run()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_wrong_input_shape_for_the_model():
+    model = mlp()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x, y = blobs(20)
+    with pytest.raises(ValueError, match=r"the model takes samples of shape \(2,\), x has \(3,\)"):
+        model.fit(np.ones((20, 3), np.float32), y, verbose=0)
+
+
+def test_save_and_load_weights_through_the_model(tmp_path):
+    a, b = mlp(seed=0), mlp(seed=1)
+    a.save_weights(tmp_path / "w.npz")
+    b.load_weights(tmp_path / "w.npz")
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb
+        np.testing.assert_array_equal(va, vb)
+    wider = mlp(hidden=32)
+    with pytest.raises(CheckpointError, match=r"fc1/kernel: shape \(16, 2\) in the file, \(32, 2"):
+        wider.load_weights(tmp_path / "w.npz")
+    other = tc.Sequential([tc.Input((5,)), L.Dense(4, name="a"), L.Dense(2, name="b")], name="x")
+    with pytest.raises(CheckpointError, match="another architecture.*model 'mlp_dense'"):
+        other.load_weights(tmp_path / "w.npz")
+
+
+def test_lenet5_on_mnist_resumes_exactly(tmp_path):
+    zoo = pytest.importorskip("zoo")
+    x, y = tc.datasets.load_mnist("train", pad_to_32=True, one_hot=True, limit=600)
+
+    def build():
+        tc.graph.clear_session()
+        model = zoo.lenet5()
+        model.compile(
+            optimizer=optim.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"]
+        )
+        return model
+
+    full = build()
+    ckpt = tc.callbacks.ModelCheckpoint(tmp_path / "e{epoch}.npz")
+    shift = tc.train.augment.RandomTranslation(2)
+    h = full.fit(
+        x,
+        y,
+        epochs=3,
+        batch_size=100,
+        validation_split=0.2,
+        verbose=0,
+        seed=5,
+        callbacks=[ckpt],
+        augment=shift,
+    )
+    assert h.history["accuracy"][-1] > h.history["accuracy"][0]
+    resumed = build()
+    meta = tc.io.load_checkpoint(tmp_path / "e1.npz", resumed, resumed.optimizer)
+    resumed.fit(
+        x,
+        y,
+        epochs=3,
+        batch_size=100,
+        validation_split=0.2,
+        verbose=0,
+        seed=5,
+        initial_epoch=meta["epoch"],
+        augment=shift,
+    )
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=k)
+    p = resumed.predict(x[:10])
+    assert p.shape == (10, 10)

@@ -1,0 +1,23 @@
+"""Datasets: MNIST inside the package (offline), Fashion-MNIST and CIFAR-10 downloaded into a
+checksummed cache, and a strict IDX reader."""
+
+from __future__ import annotations
+
+from .cifar import load_cifar10
+from .download import DownloadError, cache_dir, fetch
+from .idx import IDXError, decode_idx, encode_idx, read_idx
+from .mnist import load_fashion_mnist, load_mnist, prepare
+
+__all__ = [
+    "DownloadError",
+    "IDXError",
+    "cache_dir",
+    "decode_idx",
+    "encode_idx",
+    "fetch",
+    "load_cifar10",
+    "load_fashion_mnist",
+    "load_mnist",
+    "prepare",
+    "read_idx",
+]

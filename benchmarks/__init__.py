@@ -1,0 +1,1 @@
+"""Benchmarks: tinycnn vs PyTorch CPU, measured in the same run (``python -m benchmarks.ops``)."""

@@ -1,0 +1,21 @@
+"""CI runs the README's test command: the two must not drift apart."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_test_command() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Running the tests", 1)[1]
+    return re.search(r"```bash\n(.*?)\n```", section, re.S).group(1).strip()
+
+
+def test_ci_runs_the_readme_test_command():
+    command = _readme_test_command()
+    assert "python -m pytest" in command
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert command in [line.strip() for line in ci], f"{command!r} is not a line of .ci/run"

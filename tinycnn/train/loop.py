@@ -179,9 +179,8 @@ def _run_eval(model, cfg, x, y, batch_size, metrics, fused) -> dict[str, float]:
             yb = Tensor(y[idx], device=device)
             total += float(_regularized(model, cfg.loss(out, yb, logits)).item()) * nb
             count += nb
-            out_np = out.numpy()
             for m in metrics:
-                m.update(out_np, y[idx], logits)
+                m.update(out, yb, logits)
     logs = {"loss": total / max(count, 1)}
     logs.update({m.name: m.result() for m in metrics})
     return logs
@@ -298,10 +297,8 @@ def fit(
                 value = float(loss.item())
                 total += value * nb
                 count += nb
-                out_np = out.numpy()
-                y_np = y[idx]
                 for m in train_metrics:
-                    m.update(out_np, y_np, logits)
+                    m.update(out, yb, logits)
                 dt = time.perf_counter() - t0
                 if first_step and step == 0:
                     t_first = dt  # kernel compilation, reported apart

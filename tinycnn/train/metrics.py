@@ -1,12 +1,17 @@
-"""Metrics, accumulated over an epoch on NumPy arrays (no tape, no kernels).
+"""Metrics, accumulated over an epoch (no tape).
 
-``"accuracy"`` resolves as Keras resolves it: categorical for one-hot targets, sparse for
-integer labels, binary for a single output or a binary cross-entropy loss.
+``update`` takes the batch's output and target as Tensors (or NumPy arrays) and reduces them on
+their device with the array back end: on "cuda" only the count of correct samples comes back to
+the host.  ``"accuracy"`` resolves as Keras resolves it: categorical for one-hot targets, sparse
+for integer labels, binary for a single output or a binary cross-entropy loss.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ..device import get_backend
+from ..tensor import Tensor
 
 __all__ = ["METRICS", "Metric", "TopKAccuracy", "get"]
 
@@ -29,31 +34,50 @@ class Metric:
     def result(self) -> float:
         return self.correct / self.count if self.count else float("nan")
 
-    def update(self, output: np.ndarray, target: np.ndarray, logits: bool) -> None:
+    def update(self, output, target, logits: bool) -> None:
+        """Add one batch: ``output`` and ``target`` are Tensors on one device, or arrays."""
         raise NotImplementedError  # pragma: no cover
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def _labels(target: np.ndarray) -> np.ndarray:
-    return target.argmax(-1) if target.ndim > 1 and target.shape[-1] > 1 else target.reshape(-1)
+def _arrays(output, target):
+    """(array back end, output array, target array) on the output's device."""
+    if isinstance(output, Tensor):
+        B = get_backend(output.device)
+        return B, output.data, target.data if isinstance(target, Tensor) else target
+    return get_backend("cpu"), np.asarray(output), np.asarray(target)
+
+
+def _count(B, mask) -> float:
+    """The number of True values in ``mask``: the one scalar that leaves the device."""
+    return float(B.to_numpy(B.sum(mask)))
+
+
+def _labels(B, target):
+    if target.ndim > 1 and target.shape[-1] > 1:
+        return B.argmax(target, -1)
+    return B.reshape(target, (-1,))
 
 
 class CategoricalAccuracy(Metric):
     name = "categorical_accuracy"
 
     def update(self, output, target, logits):
-        self.correct += float((output.argmax(-1) == target.argmax(-1)).sum())
-        self.count += len(output)
+        B, out, tgt = _arrays(output, target)
+        self.correct += _count(B, B.compare(B.argmax(out, -1), B.argmax(tgt, -1), "eq"))
+        self.count += out.shape[0]
 
 
 class SparseCategoricalAccuracy(Metric):
     name = "sparse_categorical_accuracy"
 
     def update(self, output, target, logits):
-        self.correct += float((output.argmax(-1) == target.reshape(-1)).sum())
-        self.count += len(output)
+        B, out, tgt = _arrays(output, target)
+        labels = B.astype(B.reshape(tgt, (-1,)), np.int64)
+        self.correct += _count(B, B.compare(B.argmax(out, -1), labels, "eq"))
+        self.count += out.shape[0]
 
 
 class BinaryAccuracy(Metric):
@@ -62,9 +86,11 @@ class BinaryAccuracy(Metric):
     name = "binary_accuracy"
 
     def update(self, output, target, logits):
-        predicted = output > (0.0 if logits else 0.5)
-        self.correct += float((predicted == (target > 0.5)).sum())
-        self.count += target.size
+        B, out, tgt = _arrays(output, target)
+        predicted = B.compare(out, B.scalar(0.0 if logits else 0.5, out.dtype), "gt")
+        truth = B.compare(tgt, B.scalar(0.5, tgt.dtype), "gt")
+        self.correct += _count(B, B.compare(predicted, truth, "eq"))
+        self.count += int(np.prod(tgt.shape))
 
 
 class TopKAccuracy(Metric):
@@ -77,12 +103,16 @@ class TopKAccuracy(Metric):
         super().__init__(name or f"top_{k}_accuracy")
 
     def update(self, output, target, logits):
-        labels = _labels(target).astype(np.int64)
-        k = min(self.k, output.shape[-1])
+        B, out, tgt = _arrays(output, target)
+        n, classes = out.shape[0], out.shape[-1]
+        labels = B.reshape(B.astype(_labels(B, tgt), np.int64), (n, 1))
+        k = min(self.k, classes)
         # rank of the label's score: the label is in the top k if fewer than k scores beat it
-        score = np.take_along_axis(output, labels[:, None], axis=-1)
-        self.correct += float(((output > score).sum(-1) < k).sum())
-        self.count += len(output)
+        onehot = B.compare(B.from_numpy(np.arange(classes, dtype=np.int64)), labels, "eq")
+        score = B.sum(B.where(onehot, out, B.scalar(0.0, out.dtype)), axis=-1, keepdims=True)
+        beaten_by = B.sum(B.compare(out, score, "gt"), axis=-1)
+        self.correct += _count(B, B.compare(beaten_by, B.scalar(k, np.int64), "lt"))
+        self.count += n
 
 
 METRICS = {

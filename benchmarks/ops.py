@@ -21,6 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")  # torch and OpenBLAS: 2 threads, as the machine
+# OpenBLAS' idle workers spin for ~2^28 cycles (~70 ms) after each GEMM by default, and on two
+# cores that spinning takes a core from whatever runs next -- torch's convolutions measured 4x
+# slower right after a NumPy matmul.  A short timeout (2^4 cycles) lets them sleep at once.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
 
@@ -148,17 +152,18 @@ def _runner(fn: Callable, zero: list, backward: bool, lib: str) -> Callable[[], 
     return once
 
 
-def _interleaved(runners: list, repeat: int, warmup: int) -> list[list[float]]:
-    """Time the runners in turn (A B C A B C ...), so that a load spike from other processes
-    hits all of them alike.  The pause lets torch's OpenMP workers, which spin for a while after
-    each parallel region, go to sleep before the next library runs."""
+def _interleaved(runners: list, repeat: int, warmup: int, block: int = 5) -> list[list[float]]:
+    """Time the runners in blocks (A A A B B B C C C A A A ...), so that a load spike from other
+    processes hits all of them alike while each library runs back to back, as in a training
+    loop.  Each block starts with ``warmup`` untimed runs: waking up a thread pool that went to
+    sleep (torch's OpenMP workers, OpenBLAS') costs up to milliseconds and is not the op."""
     times: list[list[float]] = [[] for _ in runners]
-    for i in range(warmup + repeat):
+    while len(times[0]) < repeat:
         for k, run_once in enumerate(runners):
-            time.sleep(0.02)
-            t = run_once()
-            if i >= warmup:
-                times[k].append(t)
+            for i in range(warmup + min(block, repeat - len(times[k]))):
+                t = run_once()
+                if i >= warmup:
+                    times[k].append(t)
     return times
 
 
@@ -222,7 +227,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", default=",".join(CASES), help="comma list, e.g. a,b,pool")
     parser.add_argument("--repeat", type=int, default=10, help="timed runs per measurement")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs per block")
     parser.add_argument(
         "--algo",
         choices=("gemm1x1", "direct", "im2col"),
@@ -244,8 +249,9 @@ def main(argv=None) -> None:
         + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else "")
     )
     print(
-        f"times in ms: median of {args.repeat} runs after {args.warmup} warm-up runs, tinycnn "
-        "and torch interleaved; ratio = tinycnn / torch of the medians (of the minima); "
+        f"times in ms: median of {args.repeat} runs, in blocks of 5 after {args.warmup} warm-up "
+        "run(s), tinycnn and torch alternating; ratio = tinycnn / torch of the medians (of the "
+        "minima); "
         "first = tinycnn's first forward+backward (compilation, or loading Numba's cache)"
     )
     run(keys, args.repeat, args.warmup, args.algo)

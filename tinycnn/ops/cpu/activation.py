@@ -1,66 +1,225 @@
 """CPU kernels of the pointwise activations (flat, C-contiguous arrays; ``out`` preallocated).
 
 Forward and backward are one pass each; the backward reads the saved output (relu, tanh,
-sigmoid) so no extra temporary is made.
+sigmoid) so no extra temporary is made.  Each kernel has a serial and a parallel driver around
+one inlined loop body: below ``PARALLEL_MIN`` elements (a Dense layer's activations) the launch
+of Numba's thread pool (~20 us on the workqueue layer) costs more than the loop, so it runs on
+the calling thread; above, threads own contiguous blocks of ``BLOCK`` elements.
 """
 
 from __future__ import annotations
 
-import math
-
 from ._numba import njit, prange
+from ._vmath import exp as _exp
+from ._vmath import tanh as _tanh
+
+PARALLEL_MIN = 1 << 15
+BLOCK = 1 << 13
 
 
-@njit(parallel=True)
-def relu_forward(x, out):
-    for i in prange(x.size):
+def _blocks(n: int) -> int:
+    return (n + BLOCK - 1) // BLOCK
+
+
+@njit(inline="always")
+def _relu_forward_range(x, out, lo, hi):
+    for i in range(lo, hi):
         v = x[i]
         out[i] = 0.0 if v <= 0 else v  # NaN passes through, as in PyTorch
 
 
 @njit(parallel=True)
-def relu_backward(y, grad, out):
-    for i in prange(y.size):
+def _relu_forward_par(x, out, nblocks):
+    for b in prange(nblocks):
+        _relu_forward_range(x, out, b * BLOCK, min((b + 1) * BLOCK, x.size))
+
+
+@njit
+def _relu_forward_ser(x, out):
+    _relu_forward_range(x, out, 0, x.size)
+
+
+def relu_forward(x, out):
+    """``out = max(x, 0)``; NaN stays NaN."""
+    if x.size >= PARALLEL_MIN:
+        _relu_forward_par(x, out, _blocks(x.size))
+    else:
+        _relu_forward_ser(x, out)
+
+
+@njit(inline="always")
+def _relu_backward_range(y, grad, out, lo, hi):
+    for i in range(lo, hi):
         out[i] = grad[i] if y[i] > 0 else 0.0
 
 
 @njit(parallel=True)
-def leaky_relu_forward(x, slope, out):
-    for i in prange(x.size):
+def _relu_backward_par(y, grad, out, nblocks):
+    for b in prange(nblocks):
+        _relu_backward_range(y, grad, out, b * BLOCK, min((b + 1) * BLOCK, y.size))
+
+
+@njit
+def _relu_backward_ser(y, grad, out):
+    _relu_backward_range(y, grad, out, 0, y.size)
+
+
+def relu_backward(y, grad, out):
+    """``out = grad`` where the output ``y > 0``, else 0."""
+    if y.size >= PARALLEL_MIN:
+        _relu_backward_par(y, grad, out, _blocks(y.size))
+    else:
+        _relu_backward_ser(y, grad, out)
+
+
+@njit(inline="always")
+def _leaky_relu_forward_range(x, slope, out, lo, hi):
+    for i in range(lo, hi):
         v = x[i]
         out[i] = v if v > 0 else v * slope
 
 
 @njit(parallel=True)
-def leaky_relu_backward(x, grad, slope, out):
-    for i in prange(x.size):
+def _leaky_relu_forward_par(x, slope, out, nblocks):
+    for b in prange(nblocks):
+        _leaky_relu_forward_range(x, slope, out, b * BLOCK, min((b + 1) * BLOCK, x.size))
+
+
+@njit
+def _leaky_relu_forward_ser(x, slope, out):
+    _leaky_relu_forward_range(x, slope, out, 0, x.size)
+
+
+def leaky_relu_forward(x, slope, out):
+    """``out = x if x > 0 else slope * x``."""
+    if x.size >= PARALLEL_MIN:
+        _leaky_relu_forward_par(x, slope, out, _blocks(x.size))
+    else:
+        _leaky_relu_forward_ser(x, slope, out)
+
+
+@njit(inline="always")
+def _leaky_relu_backward_range(x, grad, slope, out, lo, hi):
+    for i in range(lo, hi):
         out[i] = grad[i] if x[i] > 0 else grad[i] * slope
 
 
 @njit(parallel=True)
-def tanh_forward(x, out):
-    for i in prange(x.size):
-        out[i] = math.tanh(x[i])
+def _leaky_relu_backward_par(x, grad, slope, out, nblocks):
+    for b in prange(nblocks):
+        _leaky_relu_backward_range(x, grad, slope, out, b * BLOCK, min((b + 1) * BLOCK, x.size))
+
+
+@njit
+def _leaky_relu_backward_ser(x, grad, slope, out):
+    _leaky_relu_backward_range(x, grad, slope, out, 0, x.size)
+
+
+def leaky_relu_backward(x, grad, slope, out):
+    """``out = grad if x > 0 else slope * grad``."""
+    if x.size >= PARALLEL_MIN:
+        _leaky_relu_backward_par(x, grad, slope, out, _blocks(x.size))
+    else:
+        _leaky_relu_backward_ser(x, grad, slope, out)
+
+
+@njit(inline="always")
+def _tanh_forward_range(x, out, lo, hi):
+    for i in range(lo, hi):
+        out[i] = _tanh(x[i])
 
 
 @njit(parallel=True)
-def tanh_backward(y, grad, out):
-    for i in prange(y.size):
+def _tanh_forward_par(x, out, nblocks):
+    for b in prange(nblocks):
+        _tanh_forward_range(x, out, b * BLOCK, min((b + 1) * BLOCK, x.size))
+
+
+@njit
+def _tanh_forward_ser(x, out):
+    _tanh_forward_range(x, out, 0, x.size)
+
+
+def tanh_forward(x, out):
+    """``out = tanh(x)`` (the vectorisable tanh of ``_vmath``)."""
+    if x.size >= PARALLEL_MIN:
+        _tanh_forward_par(x, out, _blocks(x.size))
+    else:
+        _tanh_forward_ser(x, out)
+
+
+@njit(inline="always")
+def _tanh_backward_range(y, grad, out, lo, hi):
+    for i in range(lo, hi):
         out[i] = grad[i] * (1.0 - y[i] * y[i])
 
 
 @njit(parallel=True)
-def sigmoid_forward(x, out):
-    for i in prange(x.size):
+def _tanh_backward_par(y, grad, out, nblocks):
+    for b in prange(nblocks):
+        _tanh_backward_range(y, grad, out, b * BLOCK, min((b + 1) * BLOCK, y.size))
+
+
+@njit
+def _tanh_backward_ser(y, grad, out):
+    _tanh_backward_range(y, grad, out, 0, y.size)
+
+
+def tanh_backward(y, grad, out):
+    """``out = grad * (1 - y**2)`` from the output ``y``."""
+    if y.size >= PARALLEL_MIN:
+        _tanh_backward_par(y, grad, out, _blocks(y.size))
+    else:
+        _tanh_backward_ser(y, grad, out)
+
+
+@njit(inline="always")
+def _sigmoid_forward_range(x, out, lo, hi):
+    for i in range(lo, hi):
         v = x[i]
-        if v >= 0:
-            out[i] = 1.0 / (1.0 + math.exp(-v))
-        else:
-            e = math.exp(v)
-            out[i] = e / (1.0 + e)
+        e = _exp(-abs(v))  # never overflows
+        out[i] = (1.0 if v >= 0 else e) / (1.0 + e)
 
 
 @njit(parallel=True)
-def sigmoid_backward(y, grad, out):
-    for i in prange(y.size):
+def _sigmoid_forward_par(x, out, nblocks):
+    for b in prange(nblocks):
+        _sigmoid_forward_range(x, out, b * BLOCK, min((b + 1) * BLOCK, x.size))
+
+
+@njit
+def _sigmoid_forward_ser(x, out):
+    _sigmoid_forward_range(x, out, 0, x.size)
+
+
+def sigmoid_forward(x, out):
+    """``out = 1 / (1 + exp(-x))``, as ``e / (1 + e)`` with ``e = exp(-|x|)`` for x < 0."""
+    if x.size >= PARALLEL_MIN:
+        _sigmoid_forward_par(x, out, _blocks(x.size))
+    else:
+        _sigmoid_forward_ser(x, out)
+
+
+@njit(inline="always")
+def _sigmoid_backward_range(y, grad, out, lo, hi):
+    for i in range(lo, hi):
         out[i] = grad[i] * y[i] * (1.0 - y[i])
+
+
+@njit(parallel=True)
+def _sigmoid_backward_par(y, grad, out, nblocks):
+    for b in prange(nblocks):
+        _sigmoid_backward_range(y, grad, out, b * BLOCK, min((b + 1) * BLOCK, y.size))
+
+
+@njit
+def _sigmoid_backward_ser(y, grad, out):
+    _sigmoid_backward_range(y, grad, out, 0, y.size)
+
+
+def sigmoid_backward(y, grad, out):
+    """``out = grad * y * (1 - y)`` from the output ``y``."""
+    if y.size >= PARALLEL_MIN:
+        _sigmoid_backward_par(y, grad, out, _blocks(y.size))
+    else:
+        _sigmoid_backward_ser(y, grad, out)

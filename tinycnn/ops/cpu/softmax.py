@@ -11,57 +11,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
 from ._numba import njit, prange
+from ._vmath import exp as _exp
 
 # Below this many elements a kernel runs on the calling thread: a parallel launch on Numba's
 # workqueue layer costs ~20 us, more than a (100, 10) softmax.
 PARALLEL_MIN = 1 << 15
-
-
-# --------------------------------------------------------------------------- vectorisable exp
-# Numba has no vector math library here (no SVML): math.exp is a scalar libm call, 2-10 ns per
-# element.  This exp is plain arithmetic (Cody-Waite range reduction, degree-13 Taylor, 2**k built
-# from its bits), so LLVM vectorises the loops that call it: ~0.6-1 ns per element.  On
-# [-708, 0], the range softmax needs (arguments are x - max <= 0), the relative error is below
-# 3e-16 + 4e-17 * |x| (fastmath may merge the two-constant reduction); results below exp(-708)
-# flush to 0 and NaN propagates.
-@intrinsic
-def _f64_from_bits(typingctx, bits):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return types.float64(types.int64), codegen
-
-
-@njit(inline="always")
-def _exp(x):
-    y = min(max(x, -708.0), 709.0)
-    k = math.floor(y * 1.4426950408889634 + 0.5)
-    r = (y - k * 0.6931471803691238) - k * 1.9082149292705877e-10
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    v = p * _f64_from_bits((np.int64(k) + 1023) << 52)
-    if x < -708.0:
-        v = 0.0
-    if x != x:
-        v = x
-    return v
 
 
 @njit(inline="always")

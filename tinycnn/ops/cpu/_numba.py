@@ -1,11 +1,13 @@
 """One place for how CPU kernels are compiled.
 
-Threading: tinycnn's convolutions alternate Numba loops (im2col, col2im, pooling) with
-OpenBLAS GEMMs.  On a 2-core machine Numba's default OpenMP pool and OpenBLAS' pool spin against
-each other (an im2col + GEMM conv measured 22 ms where its parts add up to 13 ms).  Numba's
-``workqueue`` layer has no spinning workers, so only one pool is busy at a time; we pick it unless
-the user chose a layer with ``NUMBA_THREADING_LAYER``.  It must be set before the first parallel
-kernel runs, which is why every kernel module imports ``njit`` from here.
+Threading: a training step alternates Numba loops (im2col, pooling, activations) with BLAS
+GEMMs, many of them small.  Numba's OpenMP layer launches a parallel loop in a few
+microseconds; its ``workqueue`` layer took ~100 us per launch here (a LeNet-5 step: 5.3 ms
+against 10.5 ms), so OpenMP comes first when it is available.  After a parallel region OpenMP's
+workers spin before they sleep; ``GOMP_SPINCOUNT`` shortens that to ~10k spins (a few
+microseconds) so they do not hold a core the GEMM that follows needs -- unless the user set
+it.  Both must be chosen before the first parallel kernel starts the pool, which is why every
+kernel module imports ``njit`` from here.  BLAS threading is in ``_blas.py``.
 
 Errors: ``error_model="numpy"``.  Numba's default ("python") checks every float division for a
 zero divisor so that it can raise ``ZeroDivisionError``; that branch stops LLVM from vectorising
@@ -27,8 +29,9 @@ from pathlib import Path
 import numba
 from numba.core.caching import FunctionCache
 
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+if "NUMBA_THREADING_LAYER" not in os.environ and "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:
+    numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 # fastmath flags for every kernel: reassociation and contraction (vectorised reductions, FMA)
 # but never 'nnan'/'ninf', so NaN and Inf propagate as the user expects.

@@ -117,7 +117,9 @@ def broadcast_to(a, shape):
 
 
 def matmul(a, b):
-    return np.matmul(a, b)
+    from . import _blas as blas  # loads Numba: not at ``import tinycnn``
+
+    return blas.matmul(a, b)
 
 
 def reshape(a, shape):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from . import _blas as blas
 from ._numba import njit, prange
 
 
@@ -340,8 +341,9 @@ def bias_grad(g, out):
 
 
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = a @ b`` (batched over leading dims, broadcasting) through NumPy's BLAS."""
-    return np.matmul(a, b, out=out)
+    """``out = a @ b`` (batched over leading dims, broadcasting) through NumPy's BLAS, with
+    tinycnn's threads (see ``_blas.py``)."""
+    return blas.matmul(a, b, out)
 
 
 # --------------------------------------------------------------------------------- direct

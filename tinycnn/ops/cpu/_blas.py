@@ -1,0 +1,114 @@
+"""GEMMs through NumPy's BLAS, with the threads owned by tinycnn.
+
+On two cores, OpenBLAS' own thread pool and Numba's fight: after each GEMM OpenBLAS' idle
+workers spin for ~2^28 cycles (~70 ms), taking a core from the Numba loop that follows (a LeNet-5
+training step measured 10.5 ms with OpenBLAS threaded, 5.3 ms with it single-threaded), and the
+variable that shortens the spin (``OPENBLAS_THREAD_TIMEOUT``) is read only when NumPy loads.  So
+every tinycnn GEMM runs OpenBLAS single-threaded (set through ``threadpoolctl`` for the call and
+restored after: a user's own NumPy code keeps its BLAS threads), and a large GEMM is split into
+independent row or batch blocks that tinycnn's own workers run side by side.  Idle workers
+block on a queue: they never spin.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+# Below this many flops (2*M*N*K) a GEMM runs on the calling thread: handing work to another
+# thread costs ~20-50 us.
+SPLIT_MIN_FLOPS = 2e7
+# A row split keeps at least this many rows per block, so BLAS' kernels stay efficient.
+MIN_ROWS = 64
+
+_lock = threading.Lock()
+_blas = None  # threadpoolctl controllers of the BLAS libraries NumPy loaded (found on first use)
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+
+def _controllers():
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _blas = ThreadpoolController().select(user_api="blas").lib_controllers
+        except Exception:  # pragma: no cover - threadpoolctl missing or a BLAS it cannot drive
+            _blas = []
+    return _blas
+
+
+def _workers(n: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size != n:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="tinycnn-gemm")
+            _pool_size = n
+        return _pool
+
+
+class _SingleThreadedBlas:
+    """Run the block with every BLAS library at one thread, then restore the counts."""
+
+    def __enter__(self):
+        self.saved = []
+        for lib in _controllers():
+            n = lib.get_num_threads()
+            if n != 1:
+                lib.set_num_threads(1)
+                self.saved.append((lib, n))
+        return self
+
+    def __exit__(self, *exc):
+        for lib, n in self.saved:
+            lib.set_num_threads(n)
+
+
+def _blocks(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: int):
+    """``parts`` independent (a, b, out) blocks of ``out = a @ b``, or None if none fits."""
+    if out.ndim > 2 and out.shape[0] >= parts:
+        nd = out.ndim
+        a = a.reshape((1,) * (nd - a.ndim) + a.shape)
+        b = b.reshape((1,) * (nd - b.ndim) + b.shape)
+        edges = np.linspace(0, out.shape[0], parts + 1).astype(int)
+        return [
+            (
+                a if a.shape[0] == 1 else a[lo:hi],
+                b if b.shape[0] == 1 else b[lo:hi],
+                out[lo:hi],
+            )
+            for lo, hi in zip(edges[:-1], edges[1:])
+        ]
+    rows = out.shape[-2] if out.ndim >= 2 else 1
+    if out.ndim >= 2 and a.ndim >= 2 and rows >= parts * MIN_ROWS:
+        edges = np.linspace(0, rows, parts + 1).astype(int)
+        return [(a[..., lo:hi, :], b, out[..., lo:hi, :]) for lo, hi in zip(edges[:-1], edges[1:])]
+    return None
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` (NumPy's broadcasting matmul) into ``out`` (allocated if None)."""
+    if out is None:
+        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        mn = (a.shape[-2] if a.ndim > 1 else None, b.shape[-1] if b.ndim > 1 else None)
+        shape = shape + tuple(d for d in mn if d is not None)
+        out = np.empty(shape, np.result_type(a, b))
+    threads = numba.get_num_threads()
+    flops = 2.0 * out.size * a.shape[-1]
+    blocks = _blocks(a, b, out, threads) if threads > 1 and flops >= SPLIT_MIN_FLOPS else None
+    with _SingleThreadedBlas():
+        if blocks is None:
+            np.matmul(a, b, out=out)
+            return out
+        pool = _workers(threads - 1)
+        pending = [pool.submit(np.matmul, *blk[:2], out=blk[2]) for blk in blocks[1:]]
+        np.matmul(*blocks[0][:2], out=blocks[0][2])
+        for p in pending:
+            p.result()
+    return out

@@ -25,6 +25,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")  # torch and OpenBLAS: 2 threads, 
 # cores that spinning takes a core from whatever runs next -- torch's convolutions measured 4x
 # slower right after a NumPy matmul.  A short timeout (2^4 cycles) lets them sleep at once.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+# Likewise OpenMP's idle workers (torch's and Numba's) spin ~300k times before they sleep; the
+# same short spin tinycnn asks for, set before torch loads its OpenMP runtime.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 import numpy as np  # noqa: E402
 

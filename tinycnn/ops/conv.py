@@ -153,14 +153,17 @@ class Conv2d(Function):
                 K.nchw_to_cnhw(g[n0:n1].reshape(nc, cout, ohw), gt)
                 gt = gt.reshape(G, og, nc * ohw)
             if need_w:
+                # dW^T = cols @ g^T: 10-25 % faster in OpenBLAS than g @ cols^T for these
+                # shapes (the long reduction over pixels is the columns' contiguous axis)
                 cols = self._columns(self.x, n0, n1)
                 if self.per_image:  # one GEMM per image, summed (the gradient is small)
-                    part = WS.get("conv.dw", (nc, G, og, kg), self.dtype)
-                    K.gemm(gt, B.transpose(cols.reshape(nc, G, kg, ohw), (0, 1, 3, 2)), part)
+                    part = WS.get("conv.dw", (nc, G, kg, og), self.dtype)
+                    K.gemm(cols.reshape(nc, G, kg, ohw), B.transpose(gt, (0, 1, 3, 2)), part)
                     part = B.sum(part, axis=0)
                 else:
-                    part = WS.get("conv.dw", (G, og, kg), self.dtype)
-                    K.gemm(gt, B.transpose(cols.reshape(G, kg, nc * ohw), (0, 2, 1)), part)
+                    part = WS.get("conv.dw", (G, kg, og), self.dtype)
+                    K.gemm(cols.reshape(G, kg, nc * ohw), B.transpose(gt, (0, 2, 1)), part)
+                part = B.transpose(part, (0, 2, 1))  # (G, og, kg)
                 gw = B.copy(part) if gw is None else B.add(gw, part)
             if gx is not None:
                 flat = WS.get("conv.cols", (G * kg * nc * ohw,), self.dtype)

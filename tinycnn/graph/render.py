@@ -1,5 +1,5 @@
 """Architecture diagrams: DOT written straight from the model's networkx graph, rendered by
-Graphviz' ``dot`` binary (no pydot, no Python graphviz binding needed).
+Graphviz' ``dot`` binary, run through the ``graphviz`` package (no pydot).
 
 Nodes show name, type, key hyper-parameters, output shape and parameters, coloured by op family;
 blocks are clusters; ``depth`` collapses deep blocks, ``collapse_repeated`` merges runs of
@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import os
 import shutil
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -183,15 +182,20 @@ def _dot_binary() -> str | None:
     return shutil.which("dot")
 
 
-def _run_dot(source: str, fmt: str, path: str | None = None) -> bytes:
-    dot = _dot_binary()
-    if dot is None:
+def _run_dot(source: str, fmt: str) -> bytes:
+    """``dot -T<fmt>`` on ``source`` through the ``graphviz`` package (which finds the binary,
+    runs it and reports its errors)."""
+    import graphviz
+
+    if _dot_binary() is None:
         raise GraphvizNotFoundError(INSTALL)
-    cmd = [dot, f"-T{fmt}"] + (["-o", path] if path else [])
-    proc = subprocess.run(cmd, input=source.encode("utf-8"), capture_output=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"draw: dot failed ({proc.returncode}): {proc.stderr.decode()[:2000]}")
-    return proc.stdout
+    try:
+        return graphviz.pipe("dot", fmt, source.encode("utf-8"), quiet=True)
+    except graphviz.ExecutableNotFound as e:
+        raise GraphvizNotFoundError(INSTALL) from e
+    except graphviz.CalledProcessError as e:
+        err = (e.stderr or b"").decode(errors="replace")[:2000]
+        raise RuntimeError(f"draw: dot failed ({e.returncode}): {err}") from e
 
 
 def draw(model, path: str | os.PathLike | None = None, **options) -> str:
@@ -241,7 +245,7 @@ def draw(model, path: str | os.PathLike | None = None, **options) -> str:
         gv = path.with_suffix(".gv")
         gv.write_text(source, encoding="utf-8")
         raise GraphvizNotFoundError(f"{INSTALL}\nThe DOT source was written to {gv}.")
-    _run_dot(source, fmt, str(path))
+    path.write_bytes(_run_dot(source, fmt))
     return str(path)
 
 

@@ -171,7 +171,9 @@ def _child(framework: str, args, seed: int) -> dict:
         "--batch-size",
         str(args.batch_size),
         "--seed",
-        str(args.seed),
+        str(seed),
+        "--val-split",
+        str(args.val_split),
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import tinycnn as tc
@@ -92,3 +93,17 @@ def test_cli_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "tests.test_train_cli:mlp", "--weights", str(tmp_path / "none.npz")])
     assert "none.npz: no such file" in capsys.readouterr().err
+
+
+def test_same_seed_same_weights(tmp_path, capsys):
+    """``--seed`` fixes the whole run, initial weights included."""
+    weights = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        argv = ["train", "tests.test_train_cli:mlp", "--epochs", "1", "--limit", "300",
+                "--out", str(out), "--quiet", "--seed", "7"]  # fmt: skip
+        assert main(argv) == 0
+        weights.append(np.load(out / "weights.npz"))
+    capsys.readouterr()
+    for key in weights[0].files:
+        np.testing.assert_array_equal(weights[0][key], weights[1][key], err_msg=key)

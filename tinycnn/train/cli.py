@@ -138,9 +138,11 @@ def cosine_schedule(lr0: float, epochs: int):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .. import optim
+    from .. import random as tc_random
     from .augment import RandomTranslation
     from .callbacks import CSVLogger, LearningRateScheduler, ReduceLROnPlateau
 
+    tc_random.manual_seed(args.seed)  # the initial weights too: --seed repeats the whole run
     model, input_shape = _model(args)
     dataset = _pick_dataset(args.dataset, input_shape)
     out = Path(args.out or Path("runs") / model.name)

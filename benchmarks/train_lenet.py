@@ -83,33 +83,13 @@ def run_torch(epochs: int, batch: int, seed: int, val_split: float) -> dict:
     import torch
     from torch import nn
 
+    from benchmarks import torch_models
+
     torch.set_num_threads(int(THREADS))
     torch.manual_seed(seed)
     x, y, xt, yt = _mnist(val_split)
     x, xt = torch.from_numpy(x), torch.from_numpy(xt)
     labels, labels_t = torch.from_numpy(y.argmax(1)), torch.from_numpy(yt.argmax(1))
-
-    def lenet():
-        m = nn.Sequential(
-            nn.Conv2d(1, 6, 5),
-            nn.Tanh(),
-            nn.AvgPool2d(2),
-            nn.Conv2d(6, 16, 5),
-            nn.Tanh(),
-            nn.AvgPool2d(2),
-            nn.Flatten(),
-            nn.Linear(400, 120),
-            nn.Tanh(),
-            nn.Linear(120, 84),
-            nn.Tanh(),
-            nn.Dropout(0.2),
-            nn.Linear(84, 10),
-        )
-        for mod in m:
-            if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(mod.weight)  # Keras' glorot_uniform
-                nn.init.zeros_(mod.bias)
-        return m
 
     def train(model, xs, ys, n_epochs):
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -129,9 +109,9 @@ def run_torch(epochs: int, batch: int, seed: int, val_split: float) -> dict:
         return correct / len(xs)
 
     t0 = time.perf_counter()
-    train(lenet(), x[: 3 * batch], labels[: 3 * batch], 1)
+    train(torch_models.lenet5(), x[: 3 * batch], labels[: 3 * batch], 1)
     compile_s = time.perf_counter() - t0
-    model = lenet()
+    model = torch_models.lenet5()
     t0 = time.perf_counter()
     train_acc = train(model, x, labels, epochs)
     train_s = time.perf_counter() - t0

@@ -16,6 +16,7 @@ import pytest
 
 import tinycnn as tc
 import zoo
+from benchmarks import torch_models
 from tests.helpers import needs_torch, torch
 
 # builder, options, input shape, output shape (no batch), total params, trainable params, MACs
@@ -262,45 +263,6 @@ def test_draw_collapses_blocks(tmp_path):
     assert "branch3x3_reduce" in branches.read_text()
 
 
-def _torch_resnet50(num_classes: int):
-    """``torchvision.models.resnet50`` written out (torchvision is not a dependency)."""
-    nn = torch.nn
-
-    class Bottleneck(nn.Module):
-        def __init__(self, inplanes, planes, stride, downsample):
-            super().__init__()
-            self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(planes)
-            self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(planes)
-            self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-            self.bn3 = nn.BatchNorm2d(planes * 4)
-            self.relu = nn.ReLU()
-            self.downsample = downsample
-
-        def forward(self, x):
-            identity = x if self.downsample is None else self.downsample(x)
-            out = self.relu(self.bn1(self.conv1(x)))
-            out = self.relu(self.bn2(self.conv2(out)))
-            return self.relu(self.bn3(self.conv3(out)) + identity)
-
-    layers, inplanes = [], 64
-    for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3))):
-        stride = 1 if i == 0 else 2
-        down = nn.Sequential(
-            nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4)
-        )
-        stage = [Bottleneck(inplanes, planes, stride, down)]
-        stage += [Bottleneck(planes * 4, planes, 1, None) for _ in range(blocks - 1)]
-        layers.append(nn.Sequential(*stage))
-        inplanes = planes * 4
-    return nn.Sequential(
-        nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-        nn.MaxPool2d(3, 2, 1), *layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        nn.Linear(2048, num_classes),
-    )  # fmt: skip
-
-
 def _torch_name(key: str) -> str:
     """``conv3_block2/1_bn/gamma`` -> the torchvision-style key of the Sequential above."""
     layer, weight = key.rsplit("/", 1)
@@ -327,7 +289,7 @@ def test_resnet50_matches_torchvision_forward(training):
     64x64 the last stage is 2x2, so training-mode BN sees 8 values per channel: at 32x32 (1x1,
     2 values) the network is so ill-conditioned that torch's own float32 and float64 disagree."""
     model = zoo.resnet50(num_classes=10, input_shape=(3, 64, 64), classifier_activation=None)
-    ref = _torch_resnet50(10).double()
+    ref = torch_models.resnet50(10).double()
     rng = np.random.default_rng(1)
     state = {}
     for key, value in model.state_dict().items():

@@ -38,3 +38,11 @@ def require() -> None:
     reason = _probe()
     if reason is not None:
         raise RuntimeError(f"device 'cuda' is not available: {reason}. Use device='cpu'.")
+
+
+def synchronize() -> None:
+    """Wait for every kernel launched on the GPU to finish (for timing); a no-op without CUDA."""
+    if is_available():
+        from numba import cuda
+
+        cuda.synchronize()

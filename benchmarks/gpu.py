@@ -1,0 +1,235 @@
+"""tinycnn on the GPU against PyTorch CUDA on the same GPU, in one run.
+
+    python -m benchmarks.gpu                        # every case
+    python -m benchmarks.gpu --cases c,lenet        # some of them
+    python -m benchmarks.gpu --device cpu --smoke   # the same code on the CPU, tiny sizes
+
+Cases: the conv layers (c) N16 256->256 3x3 p1 14^2, (d) N16 1024->256 1x1 14^2 and (f)
+depthwise N16 728 3x3 p1 19^2 of ``benchmarks/ops.py`` (forward, forward + backward); one
+LeNet-5 MNIST epoch (batch 100, Adam) by tinycnn on the GPU, tinycnn on the CPU and torch on
+the GPU; one ResNet-50 training step (SGD, batch 32, 224x224) by tinycnn and by torch.  torch
+runs in strict fp32 (``allow_tf32 = False`` for cuDNN and matmul), and its default TF32 figure
+is printed beside it.  Times are medians of ``--repeat`` runs after warm-up runs, each ended by a
+device synchronisation; ratio = tinycnn / torch strict fp32 (lower is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import tinycnn as tc
+import tinycnn.functional as F
+
+CONVS = {  # key: (N, C_in, C_out, k, hw, padding, groups)
+    "c": (16, 256, 256, 3, 14, 1, 1),
+    "d": (16, 1024, 256, 1, 14, 0, 1),
+    "f": (16, 728, 728, 3, 19, 1, 728),
+}
+SMOKE_CONVS = {"c": (2, 8, 8, 3, 6, 1, 1), "d": (2, 16, 8, 1, 6, 0, 1), "f": (2, 8, 8, 3, 7, 1, 8)}
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        tc.cuda.synchronize()
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def _median_ms(fn, device: str, repeat: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def _tf32(torch, on: bool) -> None:
+    if hasattr(torch.backends, "cudnn"):
+        torch.backends.cudnn.allow_tf32 = on
+    torch.backends.cuda.matmul.allow_tf32 = on
+
+
+def conv_case(key: str, device: str, repeat: int, smoke: bool) -> list[str]:
+    import torch
+    import torch.nn.functional as TF
+
+    n, cin, cout, k, hw, pad, groups = (SMOKE_CONVS if smoke else CONVS)[key]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, cin, hw, hw)).astype(np.float32)
+    w = (rng.standard_normal((cout, cin // groups, k, k)) * 0.1).astype(np.float32)
+    g = rng.standard_normal((n, cout, hw, hw)).astype(np.float32)
+    tx = tc.tensor(x, requires_grad=True, device=device)
+    tw = tc.tensor(w, requires_grad=True, device=device)
+    tg = tc.tensor(g, device=device)
+    px = torch.tensor(x, device=device, requires_grad=True)
+    pw = torch.tensor(w, device=device, requires_grad=True)
+    pg = torch.tensor(g, device=device)
+
+    def tc_fwd():
+        return F.conv2d(tx, tw, padding=pad, groups=groups)
+
+    def tc_fb():
+        tx.grad = tw.grad = None
+        tc_fwd().backward(tg)
+
+    def pt_fwd():
+        return TF.conv2d(px, pw, padding=pad, groups=groups)
+
+    def pt_fb():
+        px.grad = pw.grad = None
+        pt_fwd().backward(pg)
+
+    cells = []
+    for tc_fn, pt_fn in ((tc_fwd, pt_fwd), (tc_fb, pt_fb)):
+        mine = _median_ms(tc_fn, device, repeat)
+        _tf32(torch, False)
+        strict = _median_ms(pt_fn, device, repeat)
+        _tf32(torch, True)
+        tf32 = _median_ms(pt_fn, device, repeat)
+        cells.append(f"{mine:8.3f} {strict:8.3f} {mine / strict:6.2f} {tf32:8.3f}")
+    label = f"conv ({key}) N{n} {cin}->{cout} {k}x{k} g{groups} {hw}^2"
+    return [f"{label:<40} fwd  {cells[0]}", f"{'':<40} f+b  {cells[1]}"]
+
+
+def lenet_case(device: str, smoke: bool) -> list[str]:
+    import torch
+
+    from benchmarks import torch_models
+    from benchmarks.train_lenet import _mnist
+    from zoo import lenet5
+
+    x, y, _, _ = _mnist(0.0)
+    if smoke:
+        x, y = x[:300], y[:300]
+
+    def tinycnn_epoch(dev: str) -> float:
+        tc.manual_seed(0)
+        model = lenet5().to(dev)
+        model.compile(optimizer=tc.optim.Adam(1e-3), loss="categorical_crossentropy")
+        model.fit(x[:300], y[:300], batch_size=100, verbose=0)  # compile/load the kernels
+        _sync(dev)
+        t0 = time.perf_counter()
+        model.fit(x, y, batch_size=100, verbose=0, seed=0)
+        _sync(dev)
+        return time.perf_counter() - t0
+
+    def torch_epoch() -> float:
+        torch.manual_seed(0)
+        model = torch_models.lenet5().to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        xs, ys = torch.from_numpy(x), torch.from_numpy(y.argmax(1))
+        order = np.random.default_rng(0).permutation(len(x))
+        _sync(device)
+        t0 = time.perf_counter()
+        for i in range(0, len(x), 100):
+            idx = order[i : i + 100]
+            xb, yb = xs[idx].to(device), ys[idx].to(device)
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+            loss.item()  # the logged scalar, as tinycnn's fit reads it every step
+        _sync(device)
+        return time.perf_counter() - t0
+
+    mine, on_cpu = tinycnn_epoch(device), tinycnn_epoch("cpu")
+    _tf32(torch, False)
+    strict = torch_epoch()
+    return [
+        f"LeNet-5 epoch ({len(x)} images): tinycnn {device} {mine:.2f} s, tinycnn cpu "
+        f"{on_cpu:.2f} s ({on_cpu / mine:.1f}x faster on {device}), torch {device} "
+        f"{strict:.2f} s (ratio {mine / strict:.2f})"
+    ]
+
+
+def resnet_case(device: str, repeat: int, smoke: bool) -> list[str]:
+    import torch
+
+    from benchmarks import torch_models
+    from zoo import resnet50
+
+    batch, size = (2, 64) if smoke else (32, 224)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 3, size, size)).astype(np.float32)
+    y = rng.integers(0, 1000, batch)
+    model = resnet50(input_shape=(3, size, size), classifier_activation=None).to(device)
+    opt = tc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    tx, ty = tc.tensor(x, device=device), tc.tensor(y, device=device)
+
+    def tc_step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(tx, training=True), ty)
+        loss.backward()
+        opt.step()
+
+    ref = torch_models.resnet50().to(device).train()
+    popt = torch.optim.SGD(ref.parameters(), lr=0.01, momentum=0.9)
+    px, py = torch.tensor(x, device=device), torch.tensor(y, device=device)
+
+    def pt_step():
+        popt.zero_grad()
+        torch.nn.functional.cross_entropy(ref(px), py).backward()
+        popt.step()
+
+    mine = _median_ms(tc_step, device, repeat)
+    _tf32(torch, False)
+    strict = _median_ms(pt_step, device, repeat)
+    _tf32(torch, True)
+    tf32 = _median_ms(pt_step, device, repeat)
+    return [
+        f"ResNet-50 train step, batch {batch}, {size}x{size}: tinycnn {mine:.1f} ms, torch fp32 "
+        f"{strict:.1f} ms (ratio {mine / strict:.2f}), torch TF32 {tf32:.1f} ms"
+    ]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default="c,d,f,lenet,resnet50")
+    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script")
+    args = parser.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        print("benchmarks.gpu needs torch (pip install torch)")
+        return 2
+    if args.device == "cuda" and not (tc.cuda.is_available() and torch.cuda.is_available()):
+        print("no CUDA GPU for tinycnn and torch here: nothing measured")
+        return 2
+    if args.device == "cpu":
+        torch.set_num_threads(2)
+    import numba
+
+    name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
+    print(f"{name}; tinycnn {tc.__version__}, numba {numba.__version__}, torch {torch.__version__}")
+    keys = [k.strip() for k in args.cases.split(",") if k.strip()]
+    conv_keys = [k for k in keys if k in CONVS]
+    if conv_keys:
+        print(f"{'case':<40}      {'tinycnn':>8} {'fp32':>8} {'ratio':>6} {'TF32':>8}   (ms)")
+    for key in keys:
+        if key in CONVS:
+            lines = conv_case(key, args.device, args.repeat, args.smoke)
+        elif key == "lenet":
+            lines = lenet_case(args.device, args.smoke)
+        elif key == "resnet50":
+            lines = resnet_case(args.device, max(3, args.repeat // 2), args.smoke)
+        else:
+            parser.error(f"unknown case {key!r}")
+        print("\n".join(lines), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -92,34 +92,53 @@ def _conv_case(n, cin, cout, k, hw, stride=1, padding=0, groups=1, input_grad=Tr
     return label, build
 
 
-def _pool_build(lib, algo=None, channels_last=False):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((16, 256, 56, 56)).astype(np.float32)
-    if lib == "tc":
-        tx = tc.tensor(x, requires_grad=True)
-        return lambda: F.max_pool2d(tx, 3, 2, 1), [tx]
-    px = torch.tensor(x)
-    if channels_last:
-        px = px.to(memory_format=torch.channels_last)
-    px.requires_grad_(True)
-    return lambda: TF.max_pool2d(px, 3, 2, 1), [px]
+def _pool_case(kind: str):
+    def build(lib, algo=None, channels_last=False):
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((16, 256, 56, 56)).astype(np.float32)
+        if lib == "tc":
+            tx = tc.tensor(x, requires_grad=True)
+            fn = F.max_pool2d if kind == "max" else F.avg_pool2d
+            return lambda: fn(tx, 3, 2, 1), [tx]
+        px = torch.tensor(x)
+        if channels_last:
+            px = px.to(memory_format=torch.channels_last)
+        px.requires_grad_(True)
+        fn = TF.max_pool2d if kind == "max" else TF.avg_pool2d
+        return lambda: fn(px, 3, 2, 1), [px]
+
+    return f"{kind}_pool2d 3x3 s2 p1 (16,256,56,56)", build
 
 
-def _bn_build(lib, algo=None, channels_last=False):
+def _bn_case(hw: int):
+    def build(lib, algo=None, channels_last=False):
+        rng = np.random.default_rng(0)
+        c = 256
+        x = rng.standard_normal((16, c, hw, hw)).astype(np.float32)
+        if lib == "tc":
+            tx = tc.tensor(x, requires_grad=True)
+            w = tc.tensor(np.ones(c, np.float32), True)
+            b = tc.tensor(np.zeros(c, np.float32), True)
+            rm, rv = tc.tensor(np.zeros(c, np.float32)), tc.tensor(np.ones(c, np.float32))
+            return lambda: F.batch_norm(tx, rm, rv, w, b, True), [tx, w, b]
+        px = torch.tensor(x, requires_grad=True)
+        w = torch.ones(c, requires_grad=True)
+        b = torch.zeros(c, requires_grad=True)
+        rm, rv = torch.zeros(c), torch.ones(c)
+        return lambda: TF.batch_norm(px, rm, rv, w, b, True), [px, w, b]
+
+    return f"batch_norm train (16,256,{hw},{hw})", build
+
+
+def _ce_build(lib, algo=None, channels_last=False):
     rng = np.random.default_rng(0)
-    shape = (16, 256, 56, 56)
-    x = rng.standard_normal(shape).astype(np.float32)
-    c = shape[1]
+    z = rng.standard_normal((100, 10)).astype(np.float32)
+    y = rng.integers(0, 10, 100)
     if lib == "tc":
-        tx = tc.tensor(x, requires_grad=True)
-        w, b = tc.tensor(np.ones(c, np.float32), True), tc.tensor(np.zeros(c, np.float32), True)
-        rm, rv = tc.tensor(np.zeros(c, np.float32)), tc.tensor(np.ones(c, np.float32))
-        return lambda: F.batch_norm(tx, rm, rv, w, b, True), [tx, w, b]
-    px = torch.tensor(x, requires_grad=True)
-    w = torch.ones(c, requires_grad=True)
-    b = torch.zeros(c, requires_grad=True)
-    rm, rv = torch.zeros(c), torch.ones(c)
-    return lambda: TF.batch_norm(px, rm, rv, w, b, True), [px, w, b]
+        tz, ty = tc.tensor(z, requires_grad=True), tc.tensor(y)
+        return lambda: F.cross_entropy(tz, ty), [tz]
+    pz, py = torch.tensor(z, requires_grad=True), torch.tensor(y)
+    return lambda: TF.cross_entropy(pz, py), [pz]
 
 
 CASES = {
@@ -130,10 +149,13 @@ CASES = {
     "e": _conv_case(8, 3, 64, 7, 224, stride=2, padding=3, input_grad=False),
     "f": _conv_case(16, 728, 728, 3, 19, padding=1, groups=728),
     "g": _conv_case(16, 256, 256, 3, 14, padding=1, groups=32),
-    "pool": ("max_pool2d 3x3 s2 p1 (16,256,56,56)", _pool_build),
-    "bn": ("batch_norm train (16,256,56,56)", _bn_build),
+    "pool": _pool_case("max"),
+    "avgpool": _pool_case("avg"),
+    "bn": _bn_case(56),
+    "bn28": _bn_case(28),
+    "ce": ("cross_entropy (100, 10), integer targets", _ce_build),
 }
-CHANNELS_LAST = {"pool", "f", "c"}  # also time torch's NHWC path for these
+CHANNELS_LAST = {"pool", "avgpool", "f", "c"}  # also time torch's NHWC path for these
 
 
 def _runner(fn: Callable, zero: list, backward: bool, lib: str) -> Callable[[], float]:
@@ -180,7 +202,8 @@ def _first_call(fn, zero) -> float:
 
 
 def _ms(times) -> str:
-    return f"{statistics.median(times) * 1e3:8.2f}"
+    ms = statistics.median(times) * 1e3
+    return f"{ms:8.3f}" if ms < 1 else f"{ms:8.2f}"
 
 
 def _ratio(a, b) -> str:
@@ -190,19 +213,15 @@ def _ratio(a, b) -> str:
 
 def run(keys, repeat: int, warmup: int, algo: str | None) -> None:
     head = (
-        f"{'case':<5} {'what':<42} {'first':>7} | {'tc fwd':>8} {'torch':>8} {'ratio (min)':>12} | "
+        f"{'case':<7} {'what':<42} {'first':>7} | {'tc fwd':>8} {'torch':>8} {'ratio (min)':>12} | "
         f"{'tc f+b':>8} {'torch':>8} {'ratio (min)':>12}"
     )
     print(head)
     print("-" * len(head))
     for key in keys:
         label, build = CASES[key]
-        try:
-            fn, zero = build("tc", algo=algo)
-            first = _first_call(fn, zero)
-        except NotImplementedError as exc:
-            print(f"{key:<5} {label:<42} skipped: not implemented ({exc})")
-            continue
+        fn, zero = build("tc", algo=algo)
+        first = _first_call(fn, zero)
         runners = [_runner(fn, zero, False, "tc"), _runner(fn, zero, True, "tc")]
         builds = [build("torch")] if torch is not None else []
         if torch is not None and key in CHANNELS_LAST:
@@ -211,7 +230,7 @@ def run(keys, repeat: int, warmup: int, algo: str | None) -> None:
             runners += [_runner(pfn, pzero, False, "torch"), _runner(pfn, pzero, True, "torch")]
         times = _interleaved(runners, repeat, warmup)
         tf, tb = times[0], times[1]
-        line = f"{key:<5} {label:<42} {first:6.2f}s | {_ms(tf)} "
+        line = f"{key:<7} {label:<42} {first:6.2f}s | {_ms(tf)} "
         if torch is None:
             print(line + f"(torch not installed) | {_ms(tb)}")
             continue
@@ -220,7 +239,7 @@ def run(keys, repeat: int, warmup: int, algo: str | None) -> None:
         if len(times) > 4:
             cf, cb = times[4], times[5]
             print(
-                f"{'':<5} {'  vs torch channels_last':<42} {'':>7} | {'':>8} {_ms(cf)} "
+                f"{'':<7} {'  vs torch channels_last':<42} {'':>7} | {'':>8} {_ms(cf)} "
                 f"{_ratio(tf, cf)} | {'':>8} {_ms(cb)} {_ratio(tb, cb)}"
             )
         sys.stdout.flush()

@@ -53,14 +53,21 @@ def same_pads(kernel, dilation):
     return total[0] // 2, total[0] - total[0] // 2, total[1] // 2, total[1] - total[1] // 2
 
 
-@pytest.fixture(params=["auto", "direct", "im2col", "im2col-per-image"])
+@pytest.fixture(params=["auto", "direct", "im2col", "im2col-per-image", "im2col-kept"])
 def algorithm(request, monkeypatch):
-    """Force one algorithm (gemm1x1 is kept where it applies: it is the only one it implies)."""
+    """Force one algorithm (gemm1x1 is kept where it applies: it is the only one it implies).
+
+    ``im2col-per-image`` uses one column matrix per image (and so folds the bias into the
+    GEMM); ``im2col-kept`` also keeps the columns for the backward, one image per chunk."""
     name = request.param
     if name == "auto":
         return name
-    if name == "im2col-per-image":
+    if name in ("im2col-per-image", "im2col-kept"):
         monkeypatch.setattr(conv_op, "PER_IMAGE_MIN", 1)
+    if name == "im2col-kept":
+        monkeypatch.setattr(conv_op, "KEEP_COLS_RATIO", 10**9)
+        monkeypatch.setattr(conv_op, "COLS_BYTES", 1)
+    if name != "direct":
         name = "im2col"
     chosen = conv_op.choose_algorithm
 
@@ -421,3 +428,25 @@ def test_workspace_reuses_buffers():
     assert b.base is a.base and a.flags.c_contiguous and b.shape == (2, 3)
     c = workspace.get("test.buf", (10, 10), np.float32)  # grows
     assert c.shape == (10, 10) and workspace.nbytes() >= 400
+
+
+def test_kept_columns_return_to_the_free_list_and_are_reused(monkeypatch):
+    """A stem-like layer (3 input channels) keeps its columns for the backward; the buffer goes
+    back to the workspace's free list and the next step takes the same one."""
+    from tinycnn.ops.cpu import workspace
+
+    workspace.clear()
+    rng = np.random.default_rng(3)
+    x = tc.tensor(rng.standard_normal((2, 3, 40, 40)))
+    w = tc.tensor(rng.standard_normal((16, 3, 3, 3)), requires_grad=True)
+    b = tc.tensor(rng.standard_normal(16), requires_grad=True)  # 28 column rows <= 3 * 16
+    monkeypatch.setattr(conv_op, "choose_algorithm", lambda *a: "im2col")
+    seen = []
+    for _ in range(2):
+        y = F.conv2d(x, w, b)
+        fn = y._ctx
+        assert fn.keep and fn.fold and len(fn.saved_cols) == 1
+        seen.append(id(fn.saved_cols[0]))
+        (y * y).sum().backward()
+        w.grad = b.grad = None
+    assert seen[0] == seen[1]

@@ -314,6 +314,17 @@ def nchw_to_cnhw(src, out):
 
 
 @njit(parallel=True)
+def fill_rows(flat, offset, stride, count, length, value):
+    """``flat[offset + i*stride : offset + i*stride + length] = value`` for ``i < count`` (the
+    ones row of a column matrix that carries the bias)."""
+    v = flat.dtype.type(value)
+    for i in prange(count):
+        run = flat[offset + i * stride : offset + i * stride + length]
+        for t in range(length):
+            run[t] = v
+
+
+@njit(parallel=True)
 def add_bias(y, bias):
     """``y[n, c, :] += bias[c]`` in place."""
     N, C, HW = y.shape

@@ -5,7 +5,7 @@ the same call) and writes into a preallocated ``out``.  ``prange`` runs over pla
 owns its output plane and, in a backward, its input-gradient plane, so the scatter of a backward
 is race-free and the result does not depend on the thread count.
 
-Why the loops look the way they do (measured in docs/sections/pool.md):
+Why the loops look the way they do (measured in README.md, "Pooling"):
 
 * Flat indices are ``np.uintp``: Numba adds no negative-index wraparound to unsigned indices, so
   the inner loops stay affine and LLVM vectorises them (signed indices: 4x slower).

@@ -94,6 +94,14 @@ def _col2im(cols, dx, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, row_strid
 
 
 # ------------------------------------------------------------------------------ layouts, bias
+@kernel(*each("{T}[::1], int64, int64, int64, int64, {T}"))
+def _fill_rows(flat, offset, stride, count, length, value):
+    start, step = cuda.grid(1), cuda.gridsize(1)
+    for t in range(start, count * length, step):
+        i = t // length
+        flat[offset + i * stride + t - i * length] = value
+
+
 @kernel(*each("{T}[::1], {T}[::1], int64, int64"))
 def _add_bias(y, bias, C, HW):
     start, step = cuda.grid(1), cuda.gridsize(1)
@@ -290,6 +298,12 @@ def nchw_to_cnhw(src, out) -> None:
     """``out[c, n, :] = src[n, c, :]``."""
     N, C, HW = _ints(*src.shape)
     _go(_nchw_to_cnhw, out.size, _flat(src), _flat(out), N, C, HW)
+
+
+def fill_rows(flat, offset, stride, count, length, value) -> None:
+    """``flat[offset + i*stride : offset + i*stride + length] = value`` for ``i < count``."""
+    offset, stride, count, length = _ints(offset, stride, count, length)
+    _go(_fill_rows, count * length, flat, offset, stride, count, length, flat.dtype.type(value))
 
 
 def add_bias(y, bias) -> None:

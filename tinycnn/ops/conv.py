@@ -108,6 +108,18 @@ class Conv2d(Function):
         )
         self.saved_cols = []
 
+    def __del__(self):
+        # kept columns of a forward whose backward never ran (evaluation with grad enabled,
+        # a graph dropped) go back to the free list: the next forward reuses their pages
+        saved = self.__dict__.get("saved_cols")
+        if saved:
+            try:
+                WS = get_kernels(self.device, "workspace")
+                for cols in saved:
+                    WS.give(cols)
+            except Exception:  # pragma: no cover - interpreter shutdown
+                pass
+
     def _chunks(self):
         """Image ranges whose columns fit in ``COLS_BYTES``."""
         N = self.x_shape[0]

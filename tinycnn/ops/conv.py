@@ -11,6 +11,7 @@ Three algorithms, all over the kernels of ``tinycnn/ops/<device>/conv.py``:
 
 The columns are recomputed in the backward instead of being saved: saving them would keep
 ``C*kH*kW`` times the input alive per layer until the backward (gigabytes for a deep net).
+Only columns at most ``KEEP_COLS_RATIO`` times the output's size are kept (``Conv2d.keep``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class Conv2d(Function):
     """``conv2d`` on already padded-mode-resolved inputs; ``padding`` is (top, bottom, left,
     right) zero padding, possibly asymmetric (``padding="same"`` with an even kernel)."""
 
+    # the im2col options, decided per call by _plan_im2col (off for the other algorithms)
+    fold = keep = False
+    saved_cols = ()
+
     def forward(self, x, w, b, stride, padding, dilation, groups, algorithm=None):
         B = get_backend(self.device)
         K = get_kernels(self.device, "conv")
@@ -90,12 +95,12 @@ class Conv2d(Function):
 
     # ------------------------------------------------------------------------ im2col + GEMM
     def _plan_im2col(self, has_bias: bool) -> None:
-        """Decide the two per-call options of the im2col path (see the module docstring).
+        """Decide the two per-call options of the im2col path.
 
         ``fold``: with one group, per-image column matrices and a bias, the column matrix gets a
         row of ones and the weight matrix a column holding the bias, so the GEMM adds the bias
         and the weight-gradient GEMM yields the bias gradient as its last row: two passes over
-        the output fewer (1.8 of a ResNet stem's 24 ms).
+        the output fewer (1.8 of the 24 ms of ``benchmarks/ops.py``'s 7x7 stem, case e).
         ``keep``: when the columns are at most ``KEEP_COLS_RATIO`` times the size of the output
         (a stem with three input channels: 148 rows for 64 outputs), they are kept for the
         backward instead of being recomputed there; the buffers come from the workspace's
@@ -111,11 +116,10 @@ class Conv2d(Function):
     def __del__(self):
         # kept columns of a forward whose backward never ran (evaluation with grad enabled,
         # a graph dropped) go back to the free list: the next forward reuses their pages
-        saved = self.__dict__.get("saved_cols")
-        if saved:
+        if self.saved_cols:
             try:
                 WS = get_kernels(self.device, "workspace")
-                for cols in saved:
+                for cols in self.saved_cols:
                     WS.give(cols)
             except Exception:  # pragma: no cover - interpreter shutdown
                 pass
@@ -238,7 +242,7 @@ class Conv2d(Function):
         gx = B.empty(self.x_shape, self.dtype) if need_x else None
         gw = B.empty(self.w_shape, self.dtype) if need_w and self.algo != "im2col" else None
         gb = None
-        fold_b = need_b and need_w and N > 0 and getattr(self, "fold", False)
+        fold_b = need_b and need_w and N > 0 and self.fold
         if need_b and not fold_b:
             gb = B.empty((cout,), self.dtype)
             K.bias_grad(B.reshape(g, (N, cout, oh * ow)), gb)

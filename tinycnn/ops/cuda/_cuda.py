@@ -9,11 +9,14 @@ a launch with a type nobody compiled fails in CI rather than on a GPU.
 from __future__ import annotations
 
 import math
+import threading
+import warnings
 
 import numpy as np
 from numba import config as _numba_config
 from numba import cuda, typeof
 from numba.core import sigutils
+from numba.core.errors import NumbaPerformanceWarning
 
 from . import config
 
@@ -41,6 +44,10 @@ if SIMULATOR:
 
     FakeCUDAArray.reshape = _strict_reshape
 FLOATS = ("float32", "float64")
+
+# per thread: {kernel name: {(grid, block): numba launch configuration}}
+_LAUNCHERS = threading.local()
+MAX_LAUNCHERS = 256  # distinct launch shapes kept per kernel (a model uses a few dozen)
 
 # every declared kernel, by qualified name: (python function, [argument-type tuples])
 REGISTRY: dict[str, tuple] = {}
@@ -73,10 +80,19 @@ class Kernel:
         REGISTRY[self.name] = (fn, self.signatures)
 
     def __getitem__(self, launch):
+        if not SIMULATOR:
+            # numba builds a launch configuration object on every ``dispatcher[grid, block]``
+            # (microseconds of Python per launch, and a low-occupancy warning for each small
+            # grid); a configuration is reusable, so each (grid, block) is built once per thread
+            cache = _LAUNCHERS.__dict__.setdefault(self.name, {})
+            launcher = cache.get(launch)
+            if launcher is None:
+                if len(cache) >= MAX_LAUNCHERS:
+                    cache.clear()
+                launcher = cache[launch] = self._configure(launch)
+            return launcher
         grid, block = launch
         launcher = self.dispatcher[grid, block]
-        if not SIMULATOR:
-            return launcher
 
         def checked(*args):
             types = tuple(typeof(a) for a in args)
@@ -89,6 +105,14 @@ class Kernel:
             return launcher(*args)
 
         return checked
+
+    def _configure(self, launch):
+        grid, block = launch
+        with warnings.catch_warnings():
+            # tinycnn sizes each grid to its work (grid-stride loops): a small grid for a small
+            # array is intended, not the beginner's mistake numba's warning is there to catch
+            warnings.simplefilter("ignore", NumbaPerformanceWarning)
+            return self.dispatcher[grid, block]
 
 
 def kernel(*signatures: str, name: str | None = None):

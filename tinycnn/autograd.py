@@ -13,6 +13,8 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ._lazy import LazyModule
+
 if TYPE_CHECKING:  # pragma: no cover
     from .tensor import Tensor
 
@@ -42,6 +44,10 @@ def enable_grad():
     return _set_grad_enabled(True)
 
 
+# ``tinycnn.tensor`` imports this module: bound on first use (see _lazy.py)
+_tensor: Any = LazyModule("tinycnn.tensor", globals(), "_tensor")
+
+
 class Function:
     """One recorded op.  Subclasses implement ``forward(*arrays, **params)`` and
     ``backward(grad) -> tuple`` (one entry per tensor input, ``None`` where not needed).
@@ -63,16 +69,22 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor | None, **params: Any) -> Tensor:
         """Run the op on ``inputs`` (tensors, or ``None`` for an absent optional operand)."""
-        from .tensor import Tensor, check_same_device
-
-        tensors = [t for t in inputs if t is not None]
-        device = check_same_device(cls.__name__.lower(), tensors)
+        # the hot path of every op: no imports, one pass over the inputs
+        device = None
+        for t in inputs:
+            if t is not None:
+                if device is None:
+                    device = t.device
+                elif t.device != device:
+                    _tensor.check_same_device(
+                        cls.__name__.lower(), [t for t in inputs if t is not None]
+                    )
         fn = cls()
-        fn.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
+        fn.needs_input_grad = needs = tuple(t is not None and t.requires_grad for t in inputs)
         fn.device = device
         out_data = fn.forward(*(None if t is None else t.data for t in inputs), **params)
-        requires_grad = is_grad_enabled() and any(fn.needs_input_grad)
-        out = Tensor._wrap(out_data, fn.device, requires_grad)  # ToDevice moves it
+        requires_grad = True in needs and getattr(_state, "enabled", True)
+        out = _tensor.Tensor._wrap(out_data, fn.device, requires_grad)  # ToDevice moves it
         if requires_grad:
             fn.parents = inputs
             out._ctx = fn

@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 
 from . import autograd
+from ._lazy import LazyModule
 from .device import check_device, get_backend
+
+# the op modules import this one: bound on first use (see _lazy.py)
+_arith = LazyModule("tinycnn.ops.arith", globals(), "_arith")
+_shape_ops = LazyModule("tinycnn.ops.shape", globals(), "_shape_ops")
+_reduce = LazyModule("tinycnn.ops.reduce", globals(), "_reduce")
+_activation = LazyModule("tinycnn.ops.activation", globals(), "_activation")
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -118,9 +125,7 @@ class Tensor:
         device = check_device(device)
         if device == self.device:
             return self
-        from .ops.shape import ToDevice
-
-        return ToDevice.apply(self, device=device)
+        return _shape_ops.ToDevice.apply(self, device=device)
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
@@ -129,9 +134,7 @@ class Tensor:
         return self.to("cuda")
 
     def astype(self, dtype) -> Tensor:
-        from .ops.shape import Cast
-
-        return Cast.apply(self, dtype=np.dtype(dtype))
+        return _shape_ops.Cast.apply(self, dtype=np.dtype(dtype))
 
     def float(self) -> Tensor:
         return self.astype(np.float32)
@@ -178,71 +181,45 @@ class Tensor:
         return Tensor(np.asarray(other, dtype=self.dtype), device=self.device)
 
     def __add__(self, other):
-        from .ops.arith import Add
-
-        return Add.apply(self, self._operand(other))
+        return _arith.Add.apply(self, self._operand(other))
 
     def __radd__(self, other):
-        from .ops.arith import Add
-
-        return Add.apply(self._operand(other), self)
+        return _arith.Add.apply(self._operand(other), self)
 
     def __sub__(self, other):
-        from .ops.arith import Sub
-
-        return Sub.apply(self, self._operand(other))
+        return _arith.Sub.apply(self, self._operand(other))
 
     def __rsub__(self, other):
-        from .ops.arith import Sub
-
-        return Sub.apply(self._operand(other), self)
+        return _arith.Sub.apply(self._operand(other), self)
 
     def __mul__(self, other):
-        from .ops.arith import Mul
-
-        return Mul.apply(self, self._operand(other))
+        return _arith.Mul.apply(self, self._operand(other))
 
     def __rmul__(self, other):
-        from .ops.arith import Mul
-
-        return Mul.apply(self._operand(other), self)
+        return _arith.Mul.apply(self._operand(other), self)
 
     def __truediv__(self, other):
-        from .ops.arith import Div
-
-        return Div.apply(self, self._operand(other))
+        return _arith.Div.apply(self, self._operand(other))
 
     def __rtruediv__(self, other):
-        from .ops.arith import Div
-
-        return Div.apply(self._operand(other), self)
+        return _arith.Div.apply(self._operand(other), self)
 
     def __neg__(self):
-        from .ops.arith import Neg
-
-        return Neg.apply(self)
+        return _arith.Neg.apply(self)
 
     def __pow__(self, exponent: float):
-        from .ops.arith import Pow
-
         if not isinstance(exponent, numbers.Real):
             raise TypeError("pow: the exponent must be a Python number")
-        return Pow.apply(self, exponent=float(exponent))
+        return _arith.Pow.apply(self, exponent=float(exponent))
 
     def __matmul__(self, other):
-        from .ops.arith import MatMul
-
-        return MatMul.apply(self, self._operand(other))
+        return _arith.MatMul.apply(self, self._operand(other))
 
     def __rmatmul__(self, other):
-        from .ops.arith import MatMul
-
-        return MatMul.apply(self._operand(other), self)
+        return _arith.MatMul.apply(self._operand(other), self)
 
     def __getitem__(self, index):
-        from .ops.shape import GetItem
-
-        return GetItem.apply(self, index=index)
+        return _shape_ops.GetItem.apply(self, index=index)
 
     # comparisons return plain (non-differentiable) tensors
     def _compare(self, other, op: str) -> Tensor:
@@ -271,43 +248,31 @@ class Tensor:
 
     # ----------------------------------------------------------------------------- methods
     def sum(self, dim=None, keepdim: bool = False) -> Tensor:
-        from .ops.reduce import Sum
-
-        return Sum.apply(self, dim=dim, keepdim=keepdim)
+        return _reduce.Sum.apply(self, dim=dim, keepdim=keepdim)
 
     def mean(self, dim=None, keepdim: bool = False) -> Tensor:
-        from .ops.reduce import Mean
-
-        return Mean.apply(self, dim=dim, keepdim=keepdim)
+        return _reduce.Mean.apply(self, dim=dim, keepdim=keepdim)
 
     def argmax(self, dim: int | None = None) -> Tensor:
         return Tensor._wrap(self._backend.argmax(self.data, dim), self.device)
 
     def reshape(self, *shape) -> Tensor:
-        from .ops.shape import Reshape
-
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return Reshape.apply(self, shape=tuple(int(s) for s in shape))
+        return _shape_ops.Reshape.apply(self, shape=tuple(int(s) for s in shape))
 
     view = reshape
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-        from .ops.shape import flatten
-
-        return flatten(self, start_dim, end_dim)
+        return _shape_ops.flatten(self, start_dim, end_dim)
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
-        from .ops.shape import transpose
-
-        return transpose(self, dim0, dim1)
+        return _shape_ops.transpose(self, dim0, dim1)
 
     def permute(self, *dims) -> Tensor:
-        from .ops.shape import Permute
-
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
-        return Permute.apply(self, dims=tuple(int(d) for d in dims))
+        return _shape_ops.Permute.apply(self, dims=tuple(int(d) for d in dims))
 
     @property
     def T(self) -> Tensor:
@@ -316,29 +281,19 @@ class Tensor:
         return self.transpose(0, 1)
 
     def exp(self) -> Tensor:
-        from .ops.arith import Exp
-
-        return Exp.apply(self)
+        return _arith.Exp.apply(self)
 
     def log(self) -> Tensor:
-        from .ops.arith import Log
-
-        return Log.apply(self)
+        return _arith.Log.apply(self)
 
     def relu(self) -> Tensor:
-        from .ops.activation import ReLU
-
-        return ReLU.apply(self)
+        return _activation.ReLU.apply(self)
 
     def tanh(self) -> Tensor:
-        from .ops.activation import Tanh
-
-        return Tanh.apply(self)
+        return _activation.Tanh.apply(self)
 
     def sigmoid(self) -> Tensor:
-        from .ops.activation import Sigmoid
-
-        return Sigmoid.apply(self)
+        return _activation.Sigmoid.apply(self)
 
 
 def _as_array(data: Any, dtype) -> np.ndarray:

@@ -7,6 +7,7 @@ are written once here over the back end's array functions and the ``pool`` kerne
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import Any
@@ -263,16 +264,33 @@ def avg_pool2d(
         if divisor_override == 0:
             raise ValueError(f"{op}: divisor_override must not be 0")
     out_hw = _out_hw(op, x, kernel, stride, padding, (1, 1), ceil_mode)
-    if divisor_override is not None:
-        divisor = np.full(out_hw, float(divisor_override))
+    scale = _avg_scale(
+        x.device,
+        np.dtype(x.dtype).str,
+        tuple(x.shape[-2:]),
+        out_hw,
+        kernel,
+        stride,
+        padding,
+        count_include_pad,
+        divisor_override,
+    )
+    return AvgPool2d.apply(x, kernel=kernel, stride=stride, padding=padding, scale=scale)
+
+
+@functools.lru_cache(maxsize=128)
+def _avg_scale(device, dtype, in_hw, out_hw, kernel, stride, padding, count_include_pad, override):
+    """``1 / divisor`` per output position, on the device: one table per layer geometry, made
+    once (on a GPU a fresh table would be a host-to-device copy per call).  Read-only."""
+    if override is not None:
+        divisor = np.full(out_hw, float(override))
     else:
         rows, cols = (
             _divisor_counts(size, o, k, s, p, count_include_pad)
-            for size, o, k, s, p in zip(x.shape[-2:], out_hw, kernel, stride, padding)
+            for size, o, k, s, p in zip(in_hw, out_hw, kernel, stride, padding)
         )
         divisor = np.outer(rows, cols).astype(np.float64)
-    scale = get_backend(x.device).from_numpy((1.0 / divisor).astype(x.dtype))
-    return AvgPool2d.apply(x, kernel=kernel, stride=stride, padding=padding, scale=scale)
+    return get_backend(device).from_numpy((1.0 / divisor).astype(dtype))
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:

@@ -4,13 +4,20 @@
     python -m benchmarks.gpu --cases c,lenet        # some of them
     python -m benchmarks.gpu --device cpu --smoke   # the same code on the CPU, tiny sizes
 
-Cases: the conv layers (c) N16 256->256 3x3 p1 14^2, (d) N16 1024->256 1x1 14^2 and (f)
-depthwise N16 728 3x3 p1 19^2 of ``benchmarks/ops.py`` (forward, forward + backward); one
-LeNet-5 MNIST epoch (batch 100, Adam) by tinycnn on the GPU, tinycnn on the CPU and torch on
-the GPU; one ResNet-50 training step (SGD, batch 32, 224x224) by tinycnn and by torch.  torch
-runs in strict fp32 (``allow_tf32 = False`` for cuDNN and matmul), and its default TF32 figure
-is printed beside it.  Times are medians of ``--repeat`` runs after warm-up runs, each ended by a
-device synchronisation; ratio = tinycnn / torch strict fp32 (lower is better).
+Cases:
+
+* ``overhead``: the host time of one tiny op (``a + b`` on 1-element tensors, 1000 times),
+  which bounds small-batch training;
+* the conv layers (c) N16 256->256 3x3 p1 14^2, (d) N16 1024->256 1x1 14^2 and (f) depthwise
+  N16 728 3x3 p1 19^2 of ``benchmarks/ops.py`` (forward, forward + backward);
+* one LeNet-5 MNIST epoch (batch 100, Adam) by tinycnn on the GPU, tinycnn on the CPU and
+  torch on the GPU;
+* one ResNet-50 training step (SGD, batch 32, 224x224) by tinycnn and by torch.
+
+torch runs in strict fp32 (``allow_tf32 = False`` for cuDNN and matmul), and its default TF32
+figure is printed beside it.  Times are medians of ``--repeat`` runs after warm-up runs, each
+ended by a device synchronisation; ratio = tinycnn / torch strict fp32 (lower is better).  On
+the GPU the LeNet and ResNet lines end with the caching allocator's counters.
 """
 
 from __future__ import annotations
@@ -102,6 +109,40 @@ def conv_case(key: str, device: str, repeat: int, smoke: bool) -> list[str]:
     return [f"{label:<40} fwd  {cells[0]}", f"{'':<40} f+b  {cells[1]}"]
 
 
+def overhead_case(device: str, repeat: int) -> list[str]:
+    import torch
+
+    a, b = tc.ones(1, device=device), tc.ones(1, device=device)
+    pa, pb = torch.ones(1, device=device), torch.ones(1, device=device)
+
+    def mine():
+        for _ in range(1000):
+            a + b
+
+    def theirs():
+        for _ in range(1000):
+            pa + pb
+
+    # milliseconds per 1000 ops = microseconds per op
+    us, ref = _median_ms(mine, device, repeat), _median_ms(theirs, device, repeat)
+    return [
+        f"one tiny op (a + b, 1 element): tinycnn {us:.1f} us, torch {ref:.1f} us "
+        f"(ratio {us / ref:.2f})"
+    ]
+
+
+def _allocator(device: str) -> str:
+    if device != "cuda":
+        return ""
+    s = tc.cuda.memory_stats()
+    if not s["active"]:
+        return "; caching allocator off"
+    return (
+        f"; allocator: {s['driver_allocs']} driver allocations, {s['reuses']} reuses, "
+        f"peak {s['peak_bytes'] / 2**20:.0f} MiB"
+    )
+
+
 def lenet_case(device: str, smoke: bool) -> list[str]:
     import torch
 
@@ -149,7 +190,7 @@ def lenet_case(device: str, smoke: bool) -> list[str]:
     return [
         f"LeNet-5 epoch ({len(x)} images): tinycnn {device} {mine:.2f} s, tinycnn cpu "
         f"{on_cpu:.2f} s ({on_cpu / mine:.1f}x faster on {device}), torch {device} "
-        f"{strict:.2f} s (ratio {mine / strict:.2f})"
+        f"{strict:.2f} s (ratio {mine / strict:.2f}){_allocator(device)}"
     ]
 
 
@@ -190,12 +231,13 @@ def resnet_case(device: str, repeat: int, smoke: bool) -> list[str]:
     return [
         f"ResNet-50 train step, batch {batch}, {size}x{size}: tinycnn {mine:.1f} ms, torch fp32 "
         f"{strict:.1f} ms (ratio {mine / strict:.2f}), torch TF32 {tf32:.1f} ms"
+        f"{_allocator(device)}"
     ]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default="c,d,f,lenet,resnet50")
+    parser.add_argument("--cases", default="overhead,c,d,f,lenet,resnet50")
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script")
@@ -210,17 +252,31 @@ def main(argv=None) -> int:
         return 2
     if args.device == "cpu":
         torch.set_num_threads(2)
+    from importlib import metadata
+
     import numba
 
     name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
-    print(f"{name}; tinycnn {tc.__version__}, numba {numba.__version__}, torch {torch.__version__}")
+    try:
+        numba_cuda = metadata.version("numba-cuda")
+    except metadata.PackageNotFoundError:
+        numba_cuda = "absent"
+    print(
+        f"{name}; tinycnn {tc.__version__}, numba {numba.__version__}, numba-cuda {numba_cuda}, "
+        f"torch {torch.__version__}"
+    )
     keys = [k.strip() for k in args.cases.split(",") if k.strip()]
-    conv_keys = [k for k in keys if k in CONVS]
-    if conv_keys:
-        print(f"{'case':<40}      {'tinycnn':>8} {'fp32':>8} {'ratio':>6} {'TF32':>8}   (ms)")
+    header = True
     for key in keys:
         if key in CONVS:
+            if header:
+                print(
+                    f"{'case':<40}      {'tinycnn':>8} {'fp32':>8} {'ratio':>6} {'TF32':>8}   (ms)"
+                )
+                header = False
             lines = conv_case(key, args.device, args.repeat, args.smoke)
+        elif key == "overhead":
+            lines = overhead_case(args.device, args.repeat)
         elif key == "lenet":
             lines = lenet_case(args.device, args.smoke)
         elif key == "resnet50":

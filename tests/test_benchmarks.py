@@ -21,3 +21,13 @@ def test_ops_benchmark_prints_a_row_per_case(capsys):
     ops.main(["--cases", "a,g", "--repeat", "1", "--warmup", "0"])
     rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert "a" in rows and "g" in rows
+
+
+def test_the_gpu_check_script_is_valid_bash_and_runs_the_gpu_suite():
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    assert "TINYCNN_TEST_GPU=1" in text and "tests/cuda" in text and "benchmarks.gpu" in text

@@ -1,4 +1,4 @@
-"""The ``tinycnn`` command: ``tinycnn zoo | summary | explain | draw ...``.
+"""The ``tinycnn`` command: ``tinycnn zoo | summary | explain | draw | train | evaluate | bench``.
 
 Every subcommand is a ``Command`` in the ``COMMANDS`` table at the bottom: a function that adds
 its arguments to a parser and a function that runs it (or a ``"module:function"`` string, imported
@@ -281,6 +281,11 @@ COMMANDS: dict[str, Command] = {
         "evaluate MODEL with saved weights on its dataset's test split",
         lambda p: importlib.import_module("tinycnn.train.cli").configure_evaluate(p),
         "tinycnn.train.cli:cmd_evaluate",
+    ),
+    "bench": Command(
+        "time MODEL's training step and forward pass on random data, here",
+        lambda p: importlib.import_module("tinycnn.bench").configure_bench(p),
+        "tinycnn.bench:cmd_bench",
     ),
 }
 

@@ -78,6 +78,49 @@ def test_kernel_compiles_to_ptx(name, fn, sig):
     ptx, _ = cuda.compile_ptx(fn, sig, cc=PTX_CC)
     assert f".target sm_{PTX_CC[0]}{PTX_CC[1]}" in ptx
     assert ".entry" in ptx, f"{name}{sig}: no kernel entry point in the PTX"
+    if "float32" in str(sig[0]) or "float32" in str(sig):
+        _check_machine_code(name, sig, ptx)
+
+
+# Machine code for the GPU the benchmarks target (Hopper); PTX of sm_80 runs there as is.
+SASS_ARCH = "sm_90"
+# 256-thread blocks need <= 255 registers a thread; the GEMM (the most work per thread) must
+# leave room for two blocks per SM (65,536 registers / (2 * 256))
+MAX_REGISTERS = {"tinycnn.ops.cuda._gemm.gemm": 128}
+
+
+def _check_machine_code(name: str, sig, ptx: str) -> None:
+    """Assemble the PTX to machine code with nvJitLink (no GPU needed) and read ptxas's
+    report: no stack frame and no register spills (local memory is slow memory), and
+    registers within the kernel's budget."""
+    import re
+
+    try:
+        from cuda.bindings import nvjitlink
+    except ImportError:  # pragma: no cover - numba-cuda[cu13] installs it
+        pytest.skip("cuda.bindings.nvjitlink is missing: pip install 'numba-cuda[cu13]'")
+    options = [f"-arch={SASS_ARCH}", "-verbose"]
+    handle = nvjitlink.create(len(options), options)
+    try:
+        data = ptx.encode()
+        nvjitlink.add_data(handle, nvjitlink.InputType.PTX, data, len(data), "kernel.ptx")
+        nvjitlink.complete(handle)
+        log = bytearray(nvjitlink.get_info_log_size(handle))
+        nvjitlink.get_info_log(handle, log)
+    finally:
+        nvjitlink.destroy(handle)
+    report = log.decode(errors="replace")
+    found = re.search(
+        r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", report
+    )
+    registers = re.search(r"Used (\d+) registers", report)
+    assert found and registers, f"{name}{sig}: no ptxas report in\n{report}"
+    stack, stores, loads = map(int, found.groups())
+    assert (stack, stores, loads) == (0, 0, 0), (
+        f"{name}{sig} on {SASS_ARCH}: {stack} B stack, {stores}/{loads} B spilled "
+        "(a local array indexed at run time, or too many live values)"
+    )
+    assert int(registers.group(1)) <= MAX_REGISTERS.get(name, 255), report
 
 
 def test_every_kernel_module_declares_kernels():

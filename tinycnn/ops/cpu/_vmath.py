@@ -1,5 +1,11 @@
 """Vectorisable ``exp`` and ``tanh`` for the CPU kernels (inlined into their loops).
 
+``exp``, ``tanh`` and ``sigmoid`` compute in float64.  ``tanh_of``, ``sigmoid_of`` and
+``exp_neg_of`` pick by the argument's type: float64 gets the same, float32 gets float32
+arithmetic (twice the lanes per vector, and a float32 division), within 2 ulp (tanh, exp) and
+2.5 ulp (sigmoid) of the exact value.  On a LeNet-5 activation (470,400 float32 values, 2
+threads) float32 arithmetic took tanh from 340 to 155 us.
+
 Numba has no vector math library here (no SVML): ``math.exp``/``math.tanh`` are scalar libm
 calls, 2-10 ns per element, and they keep LLVM from vectorising the loop around them (a LeNet-5
 training step spent 5.6 of its 13.6 ms in ``math.tanh``).  These are plain arithmetic, so the
@@ -17,9 +23,17 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from ._numba import njit
+
+
+@intrinsic
+def _f32_from_bits(typingctx, bits):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
 
 
 @intrinsic
@@ -87,3 +101,112 @@ def tanh(x):
     if x != x:
         t = x
     return t
+
+
+# ------------------------------------------------------------------------------ float32
+_F = np.float32
+
+
+@njit(inline="always")
+def exp_neg_f32(x):
+    """``e**x`` for float32 ``x <= 0``: Cody-Waite reduction to ``|r| <= ln2/2``, degree-7
+    Taylor (truncation below 1e-8 relative), ``2**k`` built from its bits in two factors so
+    that results down to float32's subnormals are right.  Below -104 (under the smallest
+    subnormal) it gives 0; NaN propagates."""
+    y = max(x, _F(-104.0))
+    k = np.floor(y * _F(1.442695) + _F(0.5))
+    r = (y - k * _F(0.693359375)) - k * _F(-2.12194440e-4)
+    p = _F(1.0 / 5040.0)
+    p = p * r + _F(1.0 / 720.0)
+    p = p * r + _F(1.0 / 120.0)
+    p = p * r + _F(1.0 / 24.0)
+    p = p * r + _F(1.0 / 6.0)
+    p = p * r + _F(0.5)
+    p = p * r + _F(1.0)
+    p = p * r + _F(1.0)
+    # 2**k = 2**(k + 64) * 2**-64: both factors normal for -150 <= k <= 0
+    v = (p * _f32_from_bits((np.int32(k) + 191) << 23)) * _F(5.421010862427522e-20)
+    if x < _F(-104.0):
+        v = _F(0.0)
+    if x != x:
+        v = x
+    return v
+
+
+@njit(inline="always")
+def tanh_f32(x):
+    """``tanh(x)`` in float32 arithmetic, within 2 ulp of the correctly rounded value.
+
+    ``|x| < 0.55``: the Taylor series to ``x**17`` (the next term is below 6e-9 relative).
+    Otherwise ``(1 - e)/(1 + e)`` with ``e = exp(-2|x|) <= 0.333``, which loses under one ulp
+    to cancellation.  ``|x| >= 9`` is 1.0 (tanh(9) rounds to 1 in float32)."""
+    a = min(abs(x), _F(9.0))
+    u = a * a
+    p = _F(6404582.0 / 10854718875.0)
+    p = p * u - _F(929569.0 / 638512875.0)
+    p = p * u + _F(21844.0 / 6081075.0)
+    p = p * u - _F(1382.0 / 155925.0)
+    p = p * u + _F(62.0 / 2835.0)
+    p = p * u - _F(17.0 / 315.0)
+    p = p * u + _F(2.0 / 15.0)
+    p = p * u - _F(1.0 / 3.0)
+    small = a + a * u * p
+    e = exp_neg_f32(_F(-2.0) * a)
+    large = (_F(1.0) - e) / (_F(1.0) + e)
+    t = small if a < _F(0.55) else large
+    t = t if x >= 0 else -t
+    if x != x:
+        t = x
+    return t
+
+
+@njit(inline="always")
+def sigmoid(x):
+    """``1 / (1 + e**-x)`` in float64, as ``e / (1 + e)`` with ``e = exp(-|x|)`` for x < 0 (the
+    exponential never overflows)."""
+    e = exp(-abs(x))
+    return (1.0 if x >= 0 else e) / (1.0 + e)
+
+
+@njit(inline="always")
+def sigmoid_f32(x):
+    """:func:`sigmoid` in float32 arithmetic, within 2.5 ulp (``exp_neg_f32``'s 1.2, and the
+    roundings of ``1 + e`` and of the division)."""
+    e = exp_neg_f32(-abs(x))
+    return (_F(1.0) if x >= 0 else e) / (_F(1.0) + e)
+
+
+def tanh_of(x):  # pragma: no cover - replaced by the overload inside compiled code
+    """``tanh`` in the argument's own precision (float32 or float64)."""
+    raise NotImplementedError("tanh_of is used inside Numba kernels only")
+
+
+def exp_neg_of(x):  # pragma: no cover - replaced by the overload inside compiled code
+    """``e**x`` for ``x <= 0`` in the argument's own precision (float32 or float64)."""
+    raise NotImplementedError("exp_neg_of is used inside Numba kernels only")
+
+
+def sigmoid_of(x):  # pragma: no cover - replaced by the overload inside compiled code
+    """The logistic sigmoid in the argument's own precision (float32 or float64)."""
+    raise NotImplementedError("sigmoid_of is used inside Numba kernels only")
+
+
+@overload(sigmoid_of, inline="always")
+def _sigmoid_of(x):
+    if x == types.float32:
+        return lambda x: sigmoid_f32(x)
+    return lambda x: sigmoid(x)
+
+
+@overload(tanh_of, inline="always")
+def _tanh_of(x):
+    if x == types.float32:
+        return lambda x: tanh_f32(x)
+    return lambda x: tanh(x)
+
+
+@overload(exp_neg_of, inline="always")
+def _exp_neg_of(x):
+    if x == types.float32:
+        return lambda x: exp_neg_f32(x)
+    return lambda x: exp(x)

@@ -5,13 +5,18 @@ sigmoid) so no extra temporary is made.  Each kernel has a serial and a parallel
 one inlined loop body: below ``PARALLEL_MIN`` elements (a Dense layer's activations) the launch
 of Numba's thread pool (~20 us on the workqueue layer) costs more than the loop, so it runs on
 the calling thread; above, threads own contiguous blocks of ``BLOCK`` elements.
+
+The body loops over whole arrays, and the parallel driver hands it *slices* ``x[lo:hi]``.  A
+body that indexed the full arrays from ``lo`` to ``hi`` compiled inside the parallel loop to
+code 1.5x slower per thread than the serial loop, and made relu 3x and tanh 1.5x slower than
+now.  tanh and sigmoid compute in their input's precision (``_vmath.tanh_of``, ``sigmoid_of``).
 """
 
 from __future__ import annotations
 
 from ._numba import njit, prange
-from ._vmath import exp as _exp
-from ._vmath import tanh as _tanh
+from ._vmath import sigmoid_of as _sigmoid
+from ._vmath import tanh_of as _tanh
 
 PARALLEL_MIN = 1 << 15
 BLOCK = 1 << 13
@@ -22,8 +27,8 @@ def _blocks(n: int) -> int:
 
 
 @njit(inline="always")
-def _relu_forward_range(x, out, lo, hi):
-    for i in range(lo, hi):
+def _relu_forward_range(x, out):
+    for i in range(x.size):
         v = x[i]
         out[i] = 0.0 if v <= 0 else v  # NaN passes through, as in PyTorch
 
@@ -31,12 +36,14 @@ def _relu_forward_range(x, out, lo, hi):
 @njit(parallel=True)
 def _relu_forward_par(x, out, nblocks):
     for b in prange(nblocks):
-        _relu_forward_range(x, out, b * BLOCK, min((b + 1) * BLOCK, x.size))
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, x.size)
+        _relu_forward_range(x[lo:hi], out[lo:hi])
 
 
 @njit
 def _relu_forward_ser(x, out):
-    _relu_forward_range(x, out, 0, x.size)
+    _relu_forward_range(x, out)
 
 
 def relu_forward(x, out):
@@ -48,20 +55,22 @@ def relu_forward(x, out):
 
 
 @njit(inline="always")
-def _relu_backward_range(y, grad, out, lo, hi):
-    for i in range(lo, hi):
+def _relu_backward_range(y, grad, out):
+    for i in range(y.size):
         out[i] = grad[i] if y[i] > 0 else 0.0
 
 
 @njit(parallel=True)
 def _relu_backward_par(y, grad, out, nblocks):
     for b in prange(nblocks):
-        _relu_backward_range(y, grad, out, b * BLOCK, min((b + 1) * BLOCK, y.size))
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, y.size)
+        _relu_backward_range(y[lo:hi], grad[lo:hi], out[lo:hi])
 
 
 @njit
 def _relu_backward_ser(y, grad, out):
-    _relu_backward_range(y, grad, out, 0, y.size)
+    _relu_backward_range(y, grad, out)
 
 
 def relu_backward(y, grad, out):
@@ -73,8 +82,8 @@ def relu_backward(y, grad, out):
 
 
 @njit(inline="always")
-def _leaky_relu_forward_range(x, slope, out, lo, hi):
-    for i in range(lo, hi):
+def _leaky_relu_forward_range(x, slope, out):
+    for i in range(x.size):
         v = x[i]
         out[i] = v if v > 0 else v * slope
 
@@ -82,12 +91,14 @@ def _leaky_relu_forward_range(x, slope, out, lo, hi):
 @njit(parallel=True)
 def _leaky_relu_forward_par(x, slope, out, nblocks):
     for b in prange(nblocks):
-        _leaky_relu_forward_range(x, slope, out, b * BLOCK, min((b + 1) * BLOCK, x.size))
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, x.size)
+        _leaky_relu_forward_range(x[lo:hi], slope, out[lo:hi])
 
 
 @njit
 def _leaky_relu_forward_ser(x, slope, out):
-    _leaky_relu_forward_range(x, slope, out, 0, x.size)
+    _leaky_relu_forward_range(x, slope, out)
 
 
 def leaky_relu_forward(x, slope, out):
@@ -99,20 +110,22 @@ def leaky_relu_forward(x, slope, out):
 
 
 @njit(inline="always")
-def _leaky_relu_backward_range(x, grad, slope, out, lo, hi):
-    for i in range(lo, hi):
+def _leaky_relu_backward_range(x, grad, slope, out):
+    for i in range(x.size):
         out[i] = grad[i] if x[i] > 0 else grad[i] * slope
 
 
 @njit(parallel=True)
 def _leaky_relu_backward_par(x, grad, slope, out, nblocks):
     for b in prange(nblocks):
-        _leaky_relu_backward_range(x, grad, slope, out, b * BLOCK, min((b + 1) * BLOCK, x.size))
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, x.size)
+        _leaky_relu_backward_range(x[lo:hi], grad[lo:hi], slope, out[lo:hi])
 
 
 @njit
 def _leaky_relu_backward_ser(x, grad, slope, out):
-    _leaky_relu_backward_range(x, grad, slope, out, 0, x.size)
+    _leaky_relu_backward_range(x, grad, slope, out)
 
 
 def leaky_relu_backward(x, grad, slope, out):
@@ -124,20 +137,22 @@ def leaky_relu_backward(x, grad, slope, out):
 
 
 @njit(inline="always")
-def _tanh_forward_range(x, out, lo, hi):
-    for i in range(lo, hi):
+def _tanh_forward_range(x, out):
+    for i in range(x.size):
         out[i] = _tanh(x[i])
 
 
 @njit(parallel=True)
 def _tanh_forward_par(x, out, nblocks):
     for b in prange(nblocks):
-        _tanh_forward_range(x, out, b * BLOCK, min((b + 1) * BLOCK, x.size))
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, x.size)
+        _tanh_forward_range(x[lo:hi], out[lo:hi])
 
 
 @njit
 def _tanh_forward_ser(x, out):
-    _tanh_forward_range(x, out, 0, x.size)
+    _tanh_forward_range(x, out)
 
 
 def tanh_forward(x, out):
@@ -149,20 +164,22 @@ def tanh_forward(x, out):
 
 
 @njit(inline="always")
-def _tanh_backward_range(y, grad, out, lo, hi):
-    for i in range(lo, hi):
+def _tanh_backward_range(y, grad, out):
+    for i in range(y.size):
         out[i] = grad[i] * (1.0 - y[i] * y[i])
 
 
 @njit(parallel=True)
 def _tanh_backward_par(y, grad, out, nblocks):
     for b in prange(nblocks):
-        _tanh_backward_range(y, grad, out, b * BLOCK, min((b + 1) * BLOCK, y.size))
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, y.size)
+        _tanh_backward_range(y[lo:hi], grad[lo:hi], out[lo:hi])
 
 
 @njit
 def _tanh_backward_ser(y, grad, out):
-    _tanh_backward_range(y, grad, out, 0, y.size)
+    _tanh_backward_range(y, grad, out)
 
 
 def tanh_backward(y, grad, out):
@@ -174,22 +191,22 @@ def tanh_backward(y, grad, out):
 
 
 @njit(inline="always")
-def _sigmoid_forward_range(x, out, lo, hi):
-    for i in range(lo, hi):
-        v = x[i]
-        e = _exp(-abs(v))  # never overflows
-        out[i] = (1.0 if v >= 0 else e) / (1.0 + e)
+def _sigmoid_forward_range(x, out):
+    for i in range(x.size):
+        out[i] = _sigmoid(x[i])
 
 
 @njit(parallel=True)
 def _sigmoid_forward_par(x, out, nblocks):
     for b in prange(nblocks):
-        _sigmoid_forward_range(x, out, b * BLOCK, min((b + 1) * BLOCK, x.size))
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, x.size)
+        _sigmoid_forward_range(x[lo:hi], out[lo:hi])
 
 
 @njit
 def _sigmoid_forward_ser(x, out):
-    _sigmoid_forward_range(x, out, 0, x.size)
+    _sigmoid_forward_range(x, out)
 
 
 def sigmoid_forward(x, out):
@@ -201,20 +218,22 @@ def sigmoid_forward(x, out):
 
 
 @njit(inline="always")
-def _sigmoid_backward_range(y, grad, out, lo, hi):
-    for i in range(lo, hi):
+def _sigmoid_backward_range(y, grad, out):
+    for i in range(y.size):
         out[i] = grad[i] * y[i] * (1.0 - y[i])
 
 
 @njit(parallel=True)
 def _sigmoid_backward_par(y, grad, out, nblocks):
     for b in prange(nblocks):
-        _sigmoid_backward_range(y, grad, out, b * BLOCK, min((b + 1) * BLOCK, y.size))
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, y.size)
+        _sigmoid_backward_range(y[lo:hi], grad[lo:hi], out[lo:hi])
 
 
 @njit
 def _sigmoid_backward_ser(y, grad, out):
-    _sigmoid_backward_range(y, grad, out, 0, y.size)
+    _sigmoid_backward_range(y, grad, out)
 
 
 def sigmoid_backward(y, grad, out):

@@ -31,3 +31,13 @@ def test_the_gpu_check_script_is_valid_bash_and_runs_the_gpu_suite():
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     text = script.read_text()
     assert "TINYCNN_TEST_GPU=1" in text and "tests/cuda" in text and "benchmarks.gpu" in text
+
+
+@needs_torch
+def test_activations_benchmark_prints_a_row_per_kernel(capsys):
+    from benchmarks import activations
+
+    assert activations.main(["--size", "1000", "--repeat", "2", "--threads", "1"]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [r.rsplit(None, 3)[0] for r in rows][:2] == ["relu forward", "relu backward"]
+    assert len(rows) == 8 and all(float(r.split()[-1]) > 0 for r in rows)

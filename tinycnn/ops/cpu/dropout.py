@@ -2,7 +2,9 @@
 
 The random numbers come from the caller (a seeded ``numpy.random.Generator``), so a run repeats
 exactly whatever the thread count.  The forward turns them into a one-byte keep mask, which the
-backward reuses: 1 byte per element kept alive instead of the 4-8 of the uniforms.
+backward reuses: 1 byte per element kept alive instead of the 4-8 of the uniforms.  Threads
+own blocks, handed to the loop as slices (see ``activation.py``: indexing the full arrays from
+an offset compiled to slower code inside the parallel loop).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ _BLOCK = 4096
 
 
 @njit
-def _forward_range(x, u, p, scale, out, mask, lo, hi):
-    for i in range(lo, hi):
+def _forward_block(x, u, p, scale, out, mask):
+    for i in range(x.size):
         keep = u[i] >= p  # P(keep) = 1 - p for u uniform in [0, 1)
         mask[i] = keep
         out[i] = x[i] * scale if keep else 0.0
@@ -26,7 +28,9 @@ def _forward_range(x, u, p, scale, out, mask, lo, hi):
 @njit(parallel=True)
 def _forward_par(x, u, p, scale, out, mask):
     for b in prange((x.size + _BLOCK - 1) // _BLOCK):
-        _forward_range(x, u, p, scale, out, mask, b * _BLOCK, min(x.size, (b + 1) * _BLOCK))
+        lo = b * _BLOCK
+        hi = min(x.size, lo + _BLOCK)
+        _forward_block(x[lo:hi], u[lo:hi], p, scale, out[lo:hi], mask[lo:hi])
 
 
 def dropout_forward(x, u, p, out, mask):
@@ -38,19 +42,21 @@ def dropout_forward(x, u, p, out, mask):
     if x.size >= PARALLEL_MIN:
         _forward_par(x, u, p, scale, out, mask)
     else:
-        _forward_range(x, u, p, scale, out, mask, 0, x.size)
+        _forward_block(x, u, p, scale, out, mask)
 
 
 @njit
-def _backward_range(g, mask, scale, out, lo, hi):
-    for i in range(lo, hi):
+def _backward_block(g, mask, scale, out):
+    for i in range(g.size):
         out[i] = g[i] * scale if mask[i] else 0.0
 
 
 @njit(parallel=True)
 def _backward_par(g, mask, scale, out):
     for b in prange((g.size + _BLOCK - 1) // _BLOCK):
-        _backward_range(g, mask, scale, out, b * _BLOCK, min(g.size, (b + 1) * _BLOCK))
+        lo = b * _BLOCK
+        hi = min(g.size, lo + _BLOCK)
+        _backward_block(g[lo:hi], mask[lo:hi], scale, out[lo:hi])
 
 
 def dropout_backward(g, mask, p, out):
@@ -59,4 +65,4 @@ def dropout_backward(g, mask, p, out):
     if g.size >= PARALLEL_MIN:
         _backward_par(g, mask, scale, out)
     else:
-        _backward_range(g, mask, scale, out, 0, g.size)
+        _backward_block(g, mask, scale, out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import zlib
 
+import numba
 import numpy as np
 import pytest
 
@@ -218,3 +219,73 @@ def test_parallel_kernel_path_matches_serial():
         opt.step()
         opt_ref.step()
     np.testing.assert_array_equal(big[0].numpy()[:1000], ref[0].numpy())
+
+
+F32 = np.float32
+KERNEL_CASES = {
+    # name: (public step, serial loop, number of state buffers, scalar arguments)
+    "sgd": (
+        kernels.sgd_step,
+        kernels._sgd_range,
+        1,
+        (F32(0.1), F32(0), F32(1), F32(0), False, True),
+    ),
+    "sgd_momentum_nesterov": (
+        kernels.sgd_step,
+        kernels._sgd_range,
+        1,
+        (F32(0.1), F32(0.9), F32(1), F32(1e-2), True, False),
+    ),
+    "adam": (
+        kernels.adam_step,
+        kernels._adam_range,
+        3,
+        (F32(1e-2), F32(0.1), F32(0.999), F32(1e-3), F32(0.5), F32(1e-8), F32(0), F32(1), False),
+    ),
+    "adamw_amsgrad": (
+        kernels.adam_step,
+        kernels._adam_range,
+        3,
+        (F32(1e-2), F32(0.1), F32(0.999), F32(1e-3), F32(0.5), F32(1e-8), F32(0), F32(0.99), True),
+    ),
+    "rmsprop": (
+        kernels.rmsprop_step,
+        kernels._rmsprop_range,
+        3,
+        (F32(1e-2), F32(0.99), F32(0.01), F32(1e-8), F32(0), F32(0), False),
+    ),
+    "rmsprop_centered_momentum": (
+        kernels.rmsprop_step,
+        kernels._rmsprop_range,
+        3,
+        (F32(1e-2), F32(0.99), F32(0.01), F32(1e-8), F32(1e-3), F32(0.9), True),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(KERNEL_CASES))
+def test_parallel_chunks_match_the_serial_loop_everywhere(case):
+    """Each thread's chunk reaches the loop as slices: every chunk, the ragged last one too,
+    updates as one serial pass over the whole array does (state buffers included, to 1 ulp),
+    and bit-identically at 1 and 2 threads."""
+    step, serial, nbuf, scalars = KERNEL_CASES[case]
+    n = kernels.PARALLEL_MIN + 3 * kernels._CHUNK + 12345
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal(n).astype(F32) for _ in range(2)]  # param, grad
+    arrays += [np.abs(rng.standard_normal(n)).astype(F32) * 0.1 for _ in range(nbuf)]
+    mine = [a.copy() for a in arrays]
+    ref = [a.copy() for a in arrays]
+    one_thread = [a.copy() for a in arrays]
+    step(*mine, *scalars)  # n >= PARALLEL_MIN: the parallel driver
+    serial(*ref, *scalars, 0, n)
+    numba.set_num_threads(1)
+    try:
+        step(*one_thread, *scalars)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for k, (a, b, c) in enumerate(zip(mine, ref, one_thread)):
+        np.testing.assert_array_equal(a, c, err_msg=f"{case}: array {k}, 1 against 2 threads")
+        # compiled apart, the chunk loop may contract ``p * decay - step`` into other FMAs than
+        # the serial loop: a rounding apart (2 float32 ulp of the operands at most)
+        np.testing.assert_allclose(a, b, rtol=2.4e-7, atol=2.4e-7, err_msg=f"{case}: array {k}")
+    assert not np.array_equal(mine[0], arrays[0])  # the parameter moved

@@ -8,7 +8,9 @@ float32 parameters are updated in float32 arithmetic, as PyTorch does.
 
 Small parameters are updated by a serial loop; above ``PARALLEL_MIN`` elements the array is cut
 into chunks that each thread owns (``prange`` over chunks), because launching the thread pool
-costs more than updating a few thousand numbers.
+costs more than updating a few thousand numbers.  A thread's chunk reaches the loop as slices
+(``p[lo:hi]``): indexing the whole arrays from an offset compiled to slower code inside the
+parallel loop (SGD with momentum on 25.6M float32: 24.0 ms, with slices 8.1 ms; torch 13.5).
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ def _sgd_range(p, g, buf, lr, momentum, keep, wd, nesterov, first, lo, hi):
 @njit(parallel=True)
 def _sgd_parallel(p, g, buf, lr, momentum, keep, wd, nesterov, first, n, chunk):
     for c in prange((n + chunk - 1) // chunk):
-        _sgd_range(
-            p, g, buf, lr, momentum, keep, wd, nesterov, first, c * chunk, min(n, (c + 1) * chunk)
-        )
+        lo = c * chunk
+        hi = min(n, lo + chunk)
+        b = buf[lo:hi] if momentum != 0 else buf  # buf is any array without momentum
+        _sgd_range(p[lo:hi], g[lo:hi], b, lr, momentum, keep, wd, nesterov, first, 0, hi - lo)
 
 
 def sgd_step(param, grad, buf, lr, momentum, one_minus_dampening, weight_decay, nesterov, first):
@@ -112,12 +115,14 @@ def _adam_parallel(
     chunk,
 ):
     for c in prange((n + chunk - 1) // chunk):
+        lo = c * chunk
+        hi = min(n, lo + chunk)
         _adam_range(
-            p,
-            g,
-            m,
-            v,
-            vmax,
+            p[lo:hi],
+            g[lo:hi],
+            m[lo:hi],
+            v[lo:hi],
+            vmax[lo:hi] if amsgrad else vmax,  # vmax is any array without amsgrad
             step_size,
             one_minus_beta1,
             beta2,
@@ -127,8 +132,8 @@ def _adam_parallel(
             wd,
             decay,
             amsgrad,
-            c * chunk,
-            min(n, (c + 1) * chunk),
+            0,
+            hi - lo,
         )
 
 
@@ -196,12 +201,14 @@ def _rmsprop_parallel(
     p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, centered, n, chunk
 ):
     for c in prange((n + chunk - 1) // chunk):
+        lo = c * chunk
+        hi = min(n, lo + chunk)
         _rmsprop_range(
-            p,
-            g,
-            sq,
-            gavg,
-            buf,
+            p[lo:hi],
+            g[lo:hi],
+            sq[lo:hi],
+            gavg[lo:hi] if centered else gavg,  # the optional buffers are any array when unused
+            buf[lo:hi] if momentum > 0 else buf,
             lr,
             alpha,
             one_minus_alpha,
@@ -209,8 +216,8 @@ def _rmsprop_parallel(
             wd,
             momentum,
             centered,
-            c * chunk,
-            min(n, (c + 1) * chunk),
+            0,
+            hi - lo,
         )
 
 

@@ -384,3 +384,23 @@ def test_mse_bce_validation():
         F.binary_cross_entropy(tc.tensor(bad), a)
     with pytest.raises(ValueError, match=r"weight shape \(4,\) does not broadcast"):
         F.binary_cross_entropy(a, a, tc.tensor(np.ones(4)))
+
+
+@pytest.mark.parametrize("per_element_grad", [True, False], ids=["g_per_element", "g_scalar"])
+def test_mse_parallel_blocks_equal_the_serial_loop(per_element_grad):
+    """The parallel MSE kernels hand each block to the loop as slices (the upstream gradient
+    too when it has one value per element): every block, the ragged last one included, gives
+    what one serial pass gives."""
+    rng = np.random.default_rng(7)
+    n = loss_kernels.PARALLEL_MIN * 3 + 1234
+    x, y = rng.standard_normal(n), rng.standard_normal(n)
+    g = rng.standard_normal(n) if per_element_grad else np.array([0.25])
+    loss, ref = np.empty(n), np.empty(n)
+    loss_kernels.mse_loss_forward(x, y, loss)
+    loss_kernels._mse_range(x, y, ref, 0, n)
+    np.testing.assert_array_equal(loss, ref)
+    out, ref = np.empty(n), np.empty(n)
+    loss_kernels.mse_loss_backward(x, y, g, out)
+    loss_kernels._mse_backward_range(x, y, g, int(per_element_grad), ref, 0, n)
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_allclose(out, 2 * (x - y) * (g if per_element_grad else g[0]))

@@ -238,7 +238,9 @@ def _mse_range(x, y, loss, lo, hi):
 def _mse_forward_par(x, y, loss):
     step = 4096
     for b in prange((x.size + step - 1) // step):
-        _mse_range(x, y, loss, b * step, min(x.size, (b + 1) * step))
+        lo = b * step
+        hi = min(x.size, lo + step)
+        _mse_range(x[lo:hi], y[lo:hi], loss[lo:hi], 0, hi - lo)  # slices: see activation.py
 
 
 def mse_loss_forward(x, y, loss):
@@ -259,7 +261,10 @@ def _mse_backward_range(x, y, g, gstride, out, lo, hi):
 def _mse_backward_par(x, y, g, gstride, out):
     step = 4096
     for b in prange((x.size + step - 1) // step):
-        _mse_backward_range(x, y, g, gstride, out, b * step, min(x.size, (b + 1) * step))
+        lo = b * step
+        hi = min(x.size, lo + step)
+        gb = g[lo:hi] if gstride else g  # one upstream value for all, or one per element
+        _mse_backward_range(x[lo:hi], y[lo:hi], gb, gstride, out[lo:hi], 0, hi - lo)
 
 
 def mse_loss_backward(x, y, g, out):

@@ -85,3 +85,19 @@ def test_the_thread_count_is_restored_afterwards():
     before = numba.get_num_threads()
     assert cli.main(["bench", "lenet5", "--batch-size", "2", "--steps", "1", "--threads", "1"]) == 0
     assert numba.get_num_threads() == before
+
+
+def test_a_classifier_without_softmax_trains_from_logits():
+    import numpy as np
+
+    from tests.test_cli import tiny
+    from tinycnn.bench import _targets
+    from zoo import lenet5
+
+    rng = np.random.default_rng(0)
+    y, loss = _targets(tiny(), 4, rng)  # Dense(3), no activation: logits
+    assert loss.from_logits and y.shape == (4,) and y.max() < 3
+    _, loss = _targets(lenet5(), 4, rng)  # softmax output: fused with the loss
+    assert not loss.from_logits
+    y, loss = _targets(feature_map(), 4, rng)
+    assert type(loss).__name__ == "MeanSquaredError" and y.shape == (4, 3, 6, 6)

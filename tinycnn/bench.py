@@ -58,17 +58,23 @@ def _sync(device: str) -> None:
 
 
 def _targets(model, batch_size: int, rng):
-    """Labels for a classifier ((N, classes) output), else zeros of the output's shape."""
+    """Labels and cross-entropy for a classifier ((N, classes) output: from its softmax, or
+    from logits when the output has none), else zeros of the output's shape and MSE."""
+    import numpy as np
+
+    from .train.loop import _fusable_layer
+    from .train.losses import MeanSquaredError, SparseCategoricalCrossentropy
+
     shape = model.output_shape
     if isinstance(shape, list):
         raise ValueError(
             f"bench: model {model.name!r} has {len(shape)} outputs; bench times one-output models"
         )
     if len(shape) == 2:
-        return rng.integers(0, shape[1], batch_size), "sparse_categorical_crossentropy"
-    import numpy as np
-
-    return np.zeros((batch_size, *shape[1:]), dtype=np.float32), "mse"
+        logits = _fusable_layer(model, "softmax") is None
+        loss = SparseCategoricalCrossentropy(from_logits=logits)
+        return rng.integers(0, shape[1], batch_size), loss
+    return np.zeros((batch_size, *shape[1:]), dtype=np.float32), MeanSquaredError()
 
 
 def bench(model, batch_size: int = 32, steps: int = 10, device: str = "cpu", seed: int = 0):

@@ -201,3 +201,14 @@ def test_float32_tanh_special_values():
     assert y.dtype == np.float32 and np.isnan(y[0])
     np.testing.assert_array_equal(y[1:6], np.float32([1, -1, 1, -1, 1e-30]))
     assert _ulps(y[6:], np.tanh(x[6:].astype(np.float64))).max() <= 2.0  # the branch point
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [4, 100_000], ids=["serial", "parallel"])
+def test_tanh_keeps_the_sign_of_zero(dtype, size):
+    """As libm, NumPy and PyTorch: tanh(-0.0) is -0.0 (the sign comes from copysign)."""
+    x = np.full(size, 0.5, dtype)
+    x[0], x[1], x[2] = -0.0, 0.0, -1e-40  # a float32 subnormal too
+    y = F.tanh(tc.tensor(x)).numpy()
+    assert np.signbit(y[0]) and not np.signbit(y[1]) and np.signbit(y[2])
+    np.testing.assert_array_equal(y[:3], np.tanh(x[:3]))

@@ -97,7 +97,7 @@ def tanh(x):
     e = exp(-2.0 * a)
     large = (1.0 - e) / (1.0 + e)
     t = small if a < 0.2 else large
-    t = t if x >= 0 else -t
+    t = np.copysign(t, x)  # tanh(-0.0) is -0.0
     if x != x:
         t = x
     return t
@@ -154,7 +154,7 @@ def tanh_f32(x):
     e = exp_neg_f32(_F(-2.0) * a)
     large = (_F(1.0) - e) / (_F(1.0) + e)
     t = small if a < _F(0.55) else large
-    t = t if x >= 0 else -t
+    t = np.copysign(t, x)  # tanh(-0.0) is -0.0
     if x != x:
         t = x
     return t

@@ -1,9 +1,9 @@
 """Vectorisable ``exp`` and ``tanh`` for the CPU kernels (inlined into their loops).
 
-``exp``, ``tanh`` and ``sigmoid`` compute in float64.  ``tanh_of``, ``sigmoid_of`` and
-``exp_neg_of`` pick by the argument's type: float64 gets the same, float32 gets float32
-arithmetic (twice the lanes per vector, and a float32 division), within 2 ulp (tanh, exp) and
-2.5 ulp (sigmoid) of the exact value.  On a LeNet-5 activation (470,400 float32 values, 2
+``exp``, ``tanh`` and ``sigmoid`` compute in float64.  ``tanh_of`` and ``sigmoid_of`` pick
+by the argument's type: float64 gets the same, float32 gets float32 arithmetic (twice the
+lanes per vector, and a float32 division), within 2 ulp (tanh, exp) and 2.5 ulp (sigmoid) of
+the exact value.  On a LeNet-5 activation (470,400 float32 values, 2
 threads) float32 arithmetic took tanh from 340 to 155 us.
 
 Numba has no vector math library here (no SVML): ``math.exp``/``math.tanh`` are scalar libm
@@ -176,37 +176,22 @@ def sigmoid_f32(x):
     return (_F(1.0) if x >= 0 else e) / (_F(1.0) + e)
 
 
-def tanh_of(x):  # pragma: no cover - replaced by the overload inside compiled code
-    """``tanh`` in the argument's own precision (float32 or float64)."""
-    raise NotImplementedError("tanh_of is used inside Numba kernels only")
+def _in_own_precision(name: str, f32, f64):
+    """A function for compiled kernels that calls ``f32`` on a float32 argument and ``f64``
+    otherwise, chosen when the kernel is typed (an ``overload``, inlined)."""
+
+    def stub(x):  # pragma: no cover - replaced by the overload inside compiled code
+        raise NotImplementedError(f"{name} is used inside Numba kernels only")
+
+    stub.__name__ = stub.__qualname__ = name
+
+    @overload(stub, inline="always")
+    def _typed(x):
+        impl = f32 if x == types.float32 else f64
+        return lambda x: impl(x)
+
+    return stub
 
 
-def exp_neg_of(x):  # pragma: no cover - replaced by the overload inside compiled code
-    """``e**x`` for ``x <= 0`` in the argument's own precision (float32 or float64)."""
-    raise NotImplementedError("exp_neg_of is used inside Numba kernels only")
-
-
-def sigmoid_of(x):  # pragma: no cover - replaced by the overload inside compiled code
-    """The logistic sigmoid in the argument's own precision (float32 or float64)."""
-    raise NotImplementedError("sigmoid_of is used inside Numba kernels only")
-
-
-@overload(sigmoid_of, inline="always")
-def _sigmoid_of(x):
-    if x == types.float32:
-        return lambda x: sigmoid_f32(x)
-    return lambda x: sigmoid(x)
-
-
-@overload(tanh_of, inline="always")
-def _tanh_of(x):
-    if x == types.float32:
-        return lambda x: tanh_f32(x)
-    return lambda x: tanh(x)
-
-
-@overload(exp_neg_of, inline="always")
-def _exp_neg_of(x):
-    if x == types.float32:
-        return lambda x: exp_neg_f32(x)
-    return lambda x: exp(x)
+tanh_of = _in_own_precision("tanh_of", tanh_f32, tanh)
+sigmoid_of = _in_own_precision("sigmoid_of", sigmoid_f32, sigmoid)

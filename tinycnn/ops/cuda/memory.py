@@ -34,6 +34,8 @@ import weakref
 from collections.abc import Callable
 
 MIN_BLOCK = 512  # bytes: the smallest size class
+# the counters of a cache (attributes of BlockCache, keys of stats())
+COUNTERS = ("in_use_bytes", "cached_bytes", "peak_bytes", "driver_allocs", "reuses")
 CLASSES_PER_OCTAVE = 8  # size classes per power of two above MIN_BLOCK
 
 
@@ -128,13 +130,7 @@ class BlockCache:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            return {
-                "in_use_bytes": self.in_use_bytes,
-                "cached_bytes": self.cached_bytes,
-                "peak_bytes": self.peak_bytes,
-                "driver_allocs": self.driver_allocs,
-                "reuses": self.reuses,
-            }
+            return {key: getattr(self, key) for key in COUNTERS}
 
 
 # ------------------------------------------------------------------------------ the plugin
@@ -232,13 +228,8 @@ def install() -> bool:
 
 def stats() -> dict[str, int | bool]:
     """The cache's counters, summed over contexts, and whether the cache is in use."""
-    total = {"active": bool(_INSTALLED)}
-    for cache in _CACHES:
-        for key, value in cache.stats().items():
-            total[key] = total.get(key, 0) + value
-    for key in ("in_use_bytes", "cached_bytes", "peak_bytes", "driver_allocs", "reuses"):
-        total.setdefault(key, 0)
-    return total
+    per_cache = [cache.stats() for cache in _CACHES]
+    return {"active": bool(_INSTALLED), **{k: sum(s[k] for s in per_cache) for k in COUNTERS}}
 
 
 def empty_cache() -> int:

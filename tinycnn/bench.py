@@ -93,7 +93,7 @@ def bench(model, batch_size: int = 32, steps: int = 10, device: str = "cpu", see
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch_size, *model.input_shape[1:])).astype(np.float32)
     y, loss = _targets(model, batch_size, rng)
-    macs = sum(int(model.graph.nodes[n].get("macs", 0) or 0) for n in model.graph)
+    macs = model.macs(model.input_shape, model.output_shape)
     model.to(device)
     model.compile(optimizer=SGD(lr=1e-3, momentum=0.9), loss=loss)
 

@@ -147,7 +147,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     for name, builder in models.items():
         clear_session()
         model = builder()
-        macs = sum(model.graph.nodes[n]["macs"] for n in model.graph)
+        macs = model.macs(model.input_shape, model.output_shape)
         paper = papers.get(name)
         rows.append(
             (

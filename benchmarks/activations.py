@@ -1,43 +1,38 @@
 """The pointwise activation kernels against PyTorch CPU, in one process.
 
-    python benchmarks/activations.py                 # 470,400 float32 values (LeNet-5's conv1)
-    python benchmarks/activations.py --size 4704000 --threads 2
+    python -m benchmarks.activations                 # 470,400 float32 values (LeNet-5's conv1)
+    python -m benchmarks.activations --size 4704000 --threads 2
 
 Each row times tinycnn's CPU kernel (writing into a preallocated output, as the ops do) and
-the torch op with the same meaning, on the same data, in blocks of ``--repeat`` calls; times
-are the median block's per-call microseconds; ratio = tinycnn / torch (lower is better).
+the torch op with the same meaning, on the same data, alternating in blocks as
+``benchmarks/ops.py`` does (its thread settings and its ``_interleaved``); times are median
+microseconds per call; ratio = tinycnn / torch (lower is better).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 
-# before NumPy and torch load: neither library's idle threads may spin into the other's timing
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+from benchmarks.ops import _interleaved  # first: sets the thread variables before NumPy loads
 
 
-def _per_call_us(fn, repeat: int, blocks: int = 5) -> float:
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(blocks):
+def _timed(fn):
+    def once() -> float:
         t0 = time.perf_counter()
-        for _ in range(repeat):
-            fn()
-        times.append((time.perf_counter() - t0) / repeat * 1e6)
-    return statistics.median(times)
+        fn()
+        return time.perf_counter() - t0
+
+    return once
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=470_400, help="values per array")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=100, help="calls per timed block")
+    parser.add_argument("--repeat", type=int, default=200, help="timed calls of each")
     args = parser.parse_args(argv)
     import numba
     import numpy as np
@@ -91,7 +86,8 @@ def main(argv=None) -> int:
     )
     print(f"{'kernel':<22} {'tinycnn (us)':>12} {'torch (us)':>11} {'ratio':>6}")
     for name, mine, theirs in rows:
-        a, b = _per_call_us(mine, args.repeat), _per_call_us(theirs, args.repeat)
+        times = _interleaved([_timed(mine), _timed(theirs)], args.repeat, warmup=3, block=20)
+        a, b = (statistics.median(t) * 1e6 for t in times)
         print(f"{name:<22} {a:12.1f} {b:11.1f} {a / b:6.2f}")
     return 0
 

@@ -27,7 +27,7 @@ def _blocks(n: int) -> int:
 
 
 @njit(inline="always")
-def _relu_forward_range(x, out):
+def _relu_forward_block(x, out):
     for i in range(x.size):
         v = x[i]
         out[i] = 0.0 if v <= 0 else v  # NaN passes through, as in PyTorch
@@ -38,12 +38,12 @@ def _relu_forward_par(x, out, nblocks):
     for b in prange(nblocks):
         lo = b * BLOCK
         hi = min(lo + BLOCK, x.size)
-        _relu_forward_range(x[lo:hi], out[lo:hi])
+        _relu_forward_block(x[lo:hi], out[lo:hi])
 
 
 @njit
 def _relu_forward_ser(x, out):
-    _relu_forward_range(x, out)
+    _relu_forward_block(x, out)
 
 
 def relu_forward(x, out):
@@ -55,7 +55,7 @@ def relu_forward(x, out):
 
 
 @njit(inline="always")
-def _relu_backward_range(y, grad, out):
+def _relu_backward_block(y, grad, out):
     for i in range(y.size):
         out[i] = grad[i] if y[i] > 0 else 0.0
 
@@ -65,12 +65,12 @@ def _relu_backward_par(y, grad, out, nblocks):
     for b in prange(nblocks):
         lo = b * BLOCK
         hi = min(lo + BLOCK, y.size)
-        _relu_backward_range(y[lo:hi], grad[lo:hi], out[lo:hi])
+        _relu_backward_block(y[lo:hi], grad[lo:hi], out[lo:hi])
 
 
 @njit
 def _relu_backward_ser(y, grad, out):
-    _relu_backward_range(y, grad, out)
+    _relu_backward_block(y, grad, out)
 
 
 def relu_backward(y, grad, out):
@@ -82,7 +82,7 @@ def relu_backward(y, grad, out):
 
 
 @njit(inline="always")
-def _leaky_relu_forward_range(x, slope, out):
+def _leaky_relu_forward_block(x, slope, out):
     for i in range(x.size):
         v = x[i]
         out[i] = v if v > 0 else v * slope
@@ -93,12 +93,12 @@ def _leaky_relu_forward_par(x, slope, out, nblocks):
     for b in prange(nblocks):
         lo = b * BLOCK
         hi = min(lo + BLOCK, x.size)
-        _leaky_relu_forward_range(x[lo:hi], slope, out[lo:hi])
+        _leaky_relu_forward_block(x[lo:hi], slope, out[lo:hi])
 
 
 @njit
 def _leaky_relu_forward_ser(x, slope, out):
-    _leaky_relu_forward_range(x, slope, out)
+    _leaky_relu_forward_block(x, slope, out)
 
 
 def leaky_relu_forward(x, slope, out):
@@ -110,7 +110,7 @@ def leaky_relu_forward(x, slope, out):
 
 
 @njit(inline="always")
-def _leaky_relu_backward_range(x, grad, slope, out):
+def _leaky_relu_backward_block(x, grad, slope, out):
     for i in range(x.size):
         out[i] = grad[i] if x[i] > 0 else grad[i] * slope
 
@@ -120,12 +120,12 @@ def _leaky_relu_backward_par(x, grad, slope, out, nblocks):
     for b in prange(nblocks):
         lo = b * BLOCK
         hi = min(lo + BLOCK, x.size)
-        _leaky_relu_backward_range(x[lo:hi], grad[lo:hi], slope, out[lo:hi])
+        _leaky_relu_backward_block(x[lo:hi], grad[lo:hi], slope, out[lo:hi])
 
 
 @njit
 def _leaky_relu_backward_ser(x, grad, slope, out):
-    _leaky_relu_backward_range(x, grad, slope, out)
+    _leaky_relu_backward_block(x, grad, slope, out)
 
 
 def leaky_relu_backward(x, grad, slope, out):
@@ -137,7 +137,7 @@ def leaky_relu_backward(x, grad, slope, out):
 
 
 @njit(inline="always")
-def _tanh_forward_range(x, out):
+def _tanh_forward_block(x, out):
     for i in range(x.size):
         out[i] = _tanh(x[i])
 
@@ -147,12 +147,12 @@ def _tanh_forward_par(x, out, nblocks):
     for b in prange(nblocks):
         lo = b * BLOCK
         hi = min(lo + BLOCK, x.size)
-        _tanh_forward_range(x[lo:hi], out[lo:hi])
+        _tanh_forward_block(x[lo:hi], out[lo:hi])
 
 
 @njit
 def _tanh_forward_ser(x, out):
-    _tanh_forward_range(x, out)
+    _tanh_forward_block(x, out)
 
 
 def tanh_forward(x, out):
@@ -164,7 +164,7 @@ def tanh_forward(x, out):
 
 
 @njit(inline="always")
-def _tanh_backward_range(y, grad, out):
+def _tanh_backward_block(y, grad, out):
     for i in range(y.size):
         out[i] = grad[i] * (1.0 - y[i] * y[i])
 
@@ -174,12 +174,12 @@ def _tanh_backward_par(y, grad, out, nblocks):
     for b in prange(nblocks):
         lo = b * BLOCK
         hi = min(lo + BLOCK, y.size)
-        _tanh_backward_range(y[lo:hi], grad[lo:hi], out[lo:hi])
+        _tanh_backward_block(y[lo:hi], grad[lo:hi], out[lo:hi])
 
 
 @njit
 def _tanh_backward_ser(y, grad, out):
-    _tanh_backward_range(y, grad, out)
+    _tanh_backward_block(y, grad, out)
 
 
 def tanh_backward(y, grad, out):
@@ -191,7 +191,7 @@ def tanh_backward(y, grad, out):
 
 
 @njit(inline="always")
-def _sigmoid_forward_range(x, out):
+def _sigmoid_forward_block(x, out):
     for i in range(x.size):
         out[i] = _sigmoid(x[i])
 
@@ -201,12 +201,12 @@ def _sigmoid_forward_par(x, out, nblocks):
     for b in prange(nblocks):
         lo = b * BLOCK
         hi = min(lo + BLOCK, x.size)
-        _sigmoid_forward_range(x[lo:hi], out[lo:hi])
+        _sigmoid_forward_block(x[lo:hi], out[lo:hi])
 
 
 @njit
 def _sigmoid_forward_ser(x, out):
-    _sigmoid_forward_range(x, out)
+    _sigmoid_forward_block(x, out)
 
 
 def sigmoid_forward(x, out):
@@ -218,7 +218,7 @@ def sigmoid_forward(x, out):
 
 
 @njit(inline="always")
-def _sigmoid_backward_range(y, grad, out):
+def _sigmoid_backward_block(y, grad, out):
     for i in range(y.size):
         out[i] = grad[i] * y[i] * (1.0 - y[i])
 
@@ -228,12 +228,12 @@ def _sigmoid_backward_par(y, grad, out, nblocks):
     for b in prange(nblocks):
         lo = b * BLOCK
         hi = min(lo + BLOCK, y.size)
-        _sigmoid_backward_range(y[lo:hi], grad[lo:hi], out[lo:hi])
+        _sigmoid_backward_block(y[lo:hi], grad[lo:hi], out[lo:hi])
 
 
 @njit
 def _sigmoid_backward_ser(y, grad, out):
-    _sigmoid_backward_range(y, grad, out)
+    _sigmoid_backward_block(y, grad, out)
 
 
 def sigmoid_backward(y, grad, out):

@@ -78,7 +78,7 @@ def test_kernel_compiles_to_ptx(name, fn, sig):
     ptx, _ = cuda.compile_ptx(fn, sig, cc=PTX_CC)
     assert f".target sm_{PTX_CC[0]}{PTX_CC[1]}" in ptx
     assert ".entry" in ptx, f"{name}{sig}: no kernel entry point in the PTX"
-    if "float32" in str(sig[0]) or "float32" in str(sig):
+    if "float32" in str(sig):  # the float32 variants: what trains on a GPU
         _check_machine_code(name, sig, ptx)
 
 

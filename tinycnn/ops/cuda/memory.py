@@ -36,7 +36,8 @@ from collections.abc import Callable
 MIN_BLOCK = 512  # bytes: the smallest size class
 # the counters of a cache (attributes of BlockCache, keys of stats())
 COUNTERS = ("in_use_bytes", "cached_bytes", "peak_bytes", "driver_allocs", "reuses")
-CLASSES_PER_OCTAVE = 8  # size classes per power of two above MIN_BLOCK
+CLASSES_PER_OCTAVE = 8  # size classes per power of two above MIN_BLOCK (a power of two)
+_CLASS_BITS = CLASSES_PER_OCTAVE.bit_length() - 1
 
 
 def size_class(nbytes: int) -> int:
@@ -44,7 +45,8 @@ def size_class(nbytes: int) -> int:
     n = max(int(nbytes), 1)
     if n <= MIN_BLOCK:
         return MIN_BLOCK
-    step = max(MIN_BLOCK, 1 << max((n - 1).bit_length() - 1 - 3, 0))
+    octave = (n - 1).bit_length() - 1  # 2**octave < n <= 2**(octave + 1)
+    step = max(MIN_BLOCK, 1 << max(octave - _CLASS_BITS, 0))
     return -(-n // step) * step
 
 

@@ -19,6 +19,8 @@ RNG = np.random.default_rng(0)
         ((4, 256, 300), (300, 100)),  # split by batch, b broadcast
         ((1, 64, 300), (6, 300, 200)),  # a broadcast over the batch
         ((2, 3, 128, 64), (64, 512)),  # 4-d
+        ((1, 64, 300), (1, 300, 1000)),  # few rows: split by columns
+        ((32, 300), (300, 777)),  # columns, a ragged last block
         ((50, 70), (70, 30)),  # small: one thread
         ((70,), (70, 30)),  # a vector
         ((30, 70), (70,)),
@@ -43,6 +45,10 @@ def test_blocks_cover_the_output_once():
     blocks = _blas._blocks(a, b, out, 2)
     assert [blk[2].shape[0] for blk in blocks] == [2, 3]
     assert _blas._blocks(np.ones((100, 8)), b, np.empty((100, 16)), 2) is None  # < 2*64 rows
+    # too few rows but enough columns: blocks of whole cache lines (multiples of COL_ALIGN)
+    wide = _blas._blocks(np.ones((64, 8)), np.ones((8, 1000)), np.empty((64, 1000)), 2)
+    assert [blk[2].shape for blk in wide] == [(64, 496), (64, 504)]
+    assert all(blk[1].base is not None for blk in wide)  # views, not copies
 
 
 def test_threads_give_the_same_result_and_blas_threads_are_restored(monkeypatch):

@@ -23,6 +23,10 @@ import numpy as np
 SPLIT_MIN_FLOPS = 2e7
 # A row split keeps at least this many rows per block, so BLAS' kernels stay efficient.
 MIN_ROWS = 64
+# With too few rows (a layer with <= 64 output channels), the columns are split instead:
+# blocks of at least MIN_COLS columns, cut at multiples of COL_ALIGN (whole cache lines).
+MIN_COLS = 256
+COL_ALIGN = 16
 
 _lock = threading.Lock()
 _blas = None  # threadpoolctl controllers of the BLAS libraries NumPy loaded (found on first use)
@@ -89,7 +93,34 @@ def _blocks(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: int):
     if out.ndim >= 2 and a.ndim >= 2 and rows >= parts * MIN_ROWS:
         edges = np.linspace(0, rows, parts + 1).astype(int)
         return [(a[..., lo:hi, :], b, out[..., lo:hi, :]) for lo, hi in zip(edges[:-1], edges[1:])]
+    cols = out.shape[-1] if out.ndim >= 2 and b.ndim >= 2 else 1
+    if cols >= parts * MIN_COLS:
+        edges = np.linspace(0, cols, parts + 1).astype(int) // COL_ALIGN * COL_ALIGN
+        edges[-1] = cols
+        return [(a, b[..., lo:hi], out[..., lo:hi]) for lo, hi in zip(edges[:-1], edges[1:])]
     return None
+
+
+def parallel(fn, parts: list) -> None:
+    """``fn(part)`` for every part, side by side: the first on the calling thread, the others
+    on tinycnn's workers, every BLAS call inside single-threaded.  For kernels that pair Numba
+    loops (which release the GIL) with GEMMs on data each thread keeps in its own cache; at
+    most ``numba.get_num_threads()`` parts."""
+    threads = numba.get_num_threads()
+    if len(parts) > threads:
+        raise ValueError(f"parallel: {len(parts)} parts for {threads} threads")
+    with _SingleThreadedBlas():
+        if len(parts) <= 1:
+            for part in parts:
+                fn(part)
+            return
+        pool = _workers(threads - 1)
+        pending = [pool.submit(fn, part) for part in parts[1:]]
+        try:
+            fn(parts[0])
+        finally:
+            for p in pending:
+                p.result()
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -1,6 +1,7 @@
 """conv2d: NumPy loop reference, float64 gradchecks, torch parity, every validation error,
 thread-count independence, and the skipped input gradient.  Each algorithm (gemm1x1, direct,
-im2col with both column layouts) is forced in turn, so none hides behind the automatic choice."""
+im2col with several images per tile, one image per tile and one output row per tile) is forced
+in turn, so none hides behind the automatic choice."""
 
 import numba
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import tinycnn as tc
 import tinycnn.functional as F
 import tinycnn.ops.conv as conv_op
+import tinycnn.ops.cpu.conv as cpu_conv
 from tinycnn.ops.conv import Conv2d
 from tinycnn.tensor import Tensor
 from tinycnn.testing import gradcheck
@@ -53,21 +55,25 @@ def same_pads(kernel, dilation):
     return total[0] // 2, total[0] - total[0] // 2, total[1] // 2, total[1] - total[1] // 2
 
 
-@pytest.fixture(params=["auto", "direct", "im2col", "im2col-per-image", "im2col-kept"])
+def small_tiles(monkeypatch, rows: bool) -> None:
+    """im2col tiles of one image each, or (``rows``) of one output row each."""
+    monkeypatch.setattr(cpu_conv, "TILE_BYTES", 1)
+    monkeypatch.setattr(cpu_conv, "SLAB_BYTES", 1 if rows else 1 << 30)
+
+
+@pytest.fixture(params=["auto", "direct", "im2col", "im2col-image", "im2col-rows"])
 def algorithm(request, monkeypatch):
     """Force one algorithm (gemm1x1 is kept where it applies: it is the only one it implies).
 
-    ``im2col-per-image`` uses one column matrix per image (and so folds the bias into the
-    GEMM); ``im2col-kept`` also keeps the columns for the backward, one image per chunk."""
+    ``im2col`` as tuned puts every image of these small tests in one tile;
+    ``im2col-image`` cuts one tile per image, ``im2col-rows`` one per output row (the slabs of a
+    large image: the input gradient of an image is then assembled over several tiles)."""
     name = request.param
     if name == "auto":
         return name
-    if name in ("im2col-per-image", "im2col-kept"):
-        monkeypatch.setattr(conv_op, "PER_IMAGE_MIN", 1)
-    if name == "im2col-kept":
-        monkeypatch.setattr(conv_op, "KEEP_COLS_RATIO", 10**9)
-        monkeypatch.setattr(conv_op, "COLS_BYTES", 1)
     if name != "direct":
+        if name != "im2col":
+            small_tiles(monkeypatch, rows=name == "im2col-rows")
         name = "im2col"
     chosen = conv_op.choose_algorithm
 
@@ -216,9 +222,9 @@ def test_random_configs_match_torch(seed, dtype, tol, algorithm):
         ((2, 3, 40, 40), (8, 3, 7, 7), dict(stride=2, padding=3)),
     ],
 )
-def test_batch_chunks_match_torch(x_shape, w_shape, kwargs, monkeypatch, algorithm):
-    """A tiny column budget forces many batch chunks (and the weight-gradient sum over them)."""
-    monkeypatch.setattr(conv_op, "COLS_BYTES", 4096)
+def test_small_tiles_match_torch(x_shape, w_shape, kwargs, monkeypatch, algorithm):
+    """Tiles of one output row: many tiles per image, more tiles than weight-gradient lanes."""
+    small_tiles(monkeypatch, rows=True)
     rng = np.random.default_rng(4)
     arrays = [
         rand(rng, *x_shape, dtype=np.float32),
@@ -366,9 +372,14 @@ def _run(x, w, b, **kwargs):
 
 
 @pytest.mark.parametrize(
-    "algo,groups", [("direct", 1), ("direct", 4), ("im2col", 2), ("gemm1x1", 1)]
+    "algo,groups,tiny",
+    [("direct", 1, 0), ("direct", 4, 0), ("im2col", 2, 0), ("im2col", 1, 1), ("gemm1x1", 1, 0)],
 )
-def test_one_and_two_threads_agree(algo, groups):
+def test_one_and_two_threads_agree(algo, groups, tiny, monkeypatch):
+    """im2col bit for bit (its weight-gradient partials do not depend on the threads), the
+    direct kernels to rounding; ``tiny``: one-row tiles, more of them than lanes."""
+    if tiny:
+        small_tiles(monkeypatch, rows=True)
     rng = np.random.default_rng(5)
     k = 1 if algo == "gemm1x1" else 3
     x, w, b = rand(rng, 5, 8, 9, 7), rand(rng, 8, 8 // groups, k, k), rand(rng, 8)
@@ -383,21 +394,22 @@ def test_one_and_two_threads_agree(algo, groups):
     finally:
         numba.set_num_threads(before)
     for a, c in zip(one, two):
-        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
+        if algo == "im2col":
+            np.testing.assert_array_equal(a, c)
+        else:
+            np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("algo,k", [("direct", 3), ("im2col", 3), ("gemm1x1", 1)])
 def test_input_gradient_skipped_when_not_required(algo, k, monkeypatch):
-    import tinycnn.ops.cpu.conv as kernels
-
     def boom(*args):
         raise AssertionError("input-gradient kernel called for an input without requires_grad")
 
-    monkeypatch.setattr(kernels, "conv2d_backward_input", boom)
-    monkeypatch.setattr(kernels, "col2im", boom)
+    monkeypatch.setattr(cpu_conv, "conv2d_backward_input", boom)
+    monkeypatch.setattr(cpu_conv, "im2col_backward_input", boom)
     calls = []
-    gemm = kernels.gemm
-    monkeypatch.setattr(kernels, "gemm", lambda *a: calls.append(1) or gemm(*a))
+    gemm = cpu_conv.gemm
+    monkeypatch.setattr(cpu_conv, "gemm", lambda *a: calls.append(1) or gemm(*a))
     rng = np.random.default_rng(6)
     x = tc.tensor(rand(rng, 2, 4, 6, 6))
     w = tc.tensor(rand(rng, 3, 4, k, k), requires_grad=True)
@@ -407,9 +419,24 @@ def test_input_gradient_skipped_when_not_required(algo, k, monkeypatch):
     calls.clear()
     out.sum().backward()
     assert x.grad is None and w.grad is not None
-    assert len(calls) == (0 if algo == "direct" else 1)  # only the weight-gradient GEMM
+    assert len(calls) == (1 if algo == "gemm1x1" else 0)  # only the weight-gradient GEMM
     ref = reference_conv2d(x.numpy(), w.numpy(), None)
     np.testing.assert_allclose(out.numpy(), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_im2col_tiles_cover_the_output_once():
+    """Whole images while their columns fit a tile; slabs of rows for a large image."""
+    tiles = cpu_conv._tiles
+    small = tiles(10, 27, 8, 8, 4)  # 6.9 KB of columns per image: one tile for the batch
+    assert small == [(0, 10, 0, 8)]
+    mid = tiles(5, 288, 24, 24, 4)  # 0.66 MB per image: one image per 1 MB tile
+    assert mid == [(n, 1, 0, 24) for n in range(5)]
+    big = tiles(2, 576, 224, 224, 4)  # 115 MB per image: slabs of rows of about 1 MB
+    rows = cpu_conv.TILE_BYTES // (576 * 224 * 4)
+    assert all(nb == 1 and ny <= rows for _, nb, _, ny in big)
+    covered = [(n0 + b, y0 + y) for n0, nb, y0, ny in big for b in range(nb) for y in range(ny)]
+    assert sorted(covered) == [(n, y) for n in range(2) for y in range(224)]
+    assert tiles(0, 27, 8, 8, 4) == []
 
 
 def test_choose_algorithm():
@@ -428,29 +455,3 @@ def test_workspace_reuses_buffers():
     assert b.base is a.base and a.flags.c_contiguous and b.shape == (2, 3)
     c = workspace.get("test.buf", (10, 10), np.float32)  # grows
     assert c.shape == (10, 10) and workspace.nbytes() >= 400
-
-
-def test_kept_columns_return_to_the_free_list_and_are_reused(monkeypatch):
-    """A stem-like layer (3 input channels) keeps its columns for the backward; the buffer goes
-    back to the workspace's free list and the next step takes the same one."""
-    from tinycnn.ops.cpu import workspace
-
-    workspace.clear()
-    rng = np.random.default_rng(3)
-    x = tc.tensor(rng.standard_normal((2, 3, 40, 40)))
-    w = tc.tensor(rng.standard_normal((16, 3, 3, 3)), requires_grad=True)
-    b = tc.tensor(rng.standard_normal(16), requires_grad=True)  # 28 column rows <= 3 * 16
-    monkeypatch.setattr(conv_op, "choose_algorithm", lambda *a: "im2col")
-    seen = []
-    for _ in range(2):
-        y = F.conv2d(x, w, b)
-        fn = y._ctx
-        assert fn.keep and fn.fold and len(fn.saved_cols) == 1
-        seen.append(id(fn.saved_cols[0]))
-        (y * y).sum().backward()
-        w.grad = b.grad = None
-    assert seen[0] == seen[1]
-    y = F.conv2d(x, w, b)  # a forward whose backward never runs gives its columns back too
-    kept = id(y._ctx.saved_cols[0])
-    del y
-    assert id(F.conv2d(x, w, b)._ctx.saved_cols[0]) == kept

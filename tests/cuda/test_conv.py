@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import tinycnn.functional as F
-from tinycnn.ops import conv as conv_op
 from tinycnn.ops.conv import Conv2d
+from tinycnn.ops.cuda import conv as cuda_conv
 
 from .helpers import rand, same_on_both
 
@@ -40,10 +40,13 @@ def test_direct_and_im2col(algorithm, xs, ws, stride, padding, dilation, groups)
     same_on_both(fn, [rand(RNG, *xs), rand(RNG, *ws), rand(RNG, ws[0])], **TOL)
 
 
-def test_im2col_per_image_layout_and_chunks(monkeypatch):
-    monkeypatch.setattr(conv_op, "PER_IMAGE_MIN", 1)
-    monkeypatch.setattr(conv_op, "COLS_BYTES", 3 * 4 * 9 * 8 * 8)  # one image per chunk
-    xs, ws = (3, 3, 4, 4), (4, 3, 3, 3)
+@pytest.mark.parametrize("groups,per_chunk", [(1, 1), (2, 2)])
+def test_im2col_per_image_layout_and_chunks(monkeypatch, groups, per_chunk):
+    """One column matrix per image, in chunks of 1 or 2 of the 3 images (the weight gradient
+    sums the images of a chunk, then accumulates over the chunks)."""
+    monkeypatch.setattr(cuda_conv, "PER_IMAGE_MIN", 1)
+    monkeypatch.setattr(cuda_conv, "COLS_BYTES", per_chunk * 4 * 9 * 4 * 4 * 8)
+    xs, ws = (3, 4, 4, 4), (4, 4 // groups, 3, 3)
 
     def fn(x, w, b):
         return Conv2d.apply(
@@ -53,7 +56,7 @@ def test_im2col_per_image_layout_and_chunks(monkeypatch):
             stride=(1, 1),
             padding=(1, 1, 1, 1),
             dilation=(1, 1),
-            groups=1,
+            groups=groups,
             algorithm="im2col",
         )
 

@@ -6,12 +6,14 @@ Three algorithms, all over the kernels of ``tinycnn/ops/<device>/conv.py``:
              forward is one batched GEMM straight into NCHW and needs no im2col at all.
 ``direct``   depthwise, grouped and few-channel convolutions: tiny GEMMs waste BLAS, and a
              direct loop over padded planes in cache beats writing a column matrix to memory.
-``im2col``   everything else: columns for the whole batch in one reused buffer, then one large
-             GEMM per group for the forward, the weight gradient and the input gradient.
+``im2col``   everything else: column matrices, then GEMMs for the forward, the weight gradient
+             and the input gradient.  How the columns are cut (per thread tiles that stay in
+             cache on the CPU, batch chunks on a GPU) is the kernels' business.
 
-The columns are recomputed in the backward instead of being saved: saving them would keep
-``C*kH*kW`` times the input alive per layer until the backward (gigabytes for a deep net).
-Only columns at most ``KEEP_COLS_RATIO`` times the output's size are kept (``Conv2d.keep``).
+``direct`` and ``im2col`` kernels take the same arguments (``*_forward``,
+``*_backward_input``, ``*_backward_weight``), so the op's backward is written once.  The columns
+are recomputed in the backward instead of being saved: saving them would keep ``C*kH*kW`` times
+the input alive per layer until the backward (gigabytes for a deep net).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function
 from ..device import get_backend, get_kernels
 from ..tensor import Tensor, check_same_device, check_same_float_dtype
 from ._validate import output_size, pair, tensor_arg
@@ -27,13 +29,6 @@ from .shape import pad
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 ALGORITHMS = ("gemm1x1", "direct", "im2col")
-
-# Upper bound of one im2col column buffer; larger batches are processed in chunks of images.
-COLS_BYTES = 64 << 20
-# Output planes at least this large get one column matrix per image (see Conv2d._layout).
-PER_IMAGE_MIN = 1024
-# Columns at most this many times the output's size are kept for the backward (Conv2d.keep).
-KEEP_COLS_RATIO = 3
 
 
 def choose_algorithm(x_shape, w_shape, stride, padding, groups) -> str:
@@ -45,7 +40,7 @@ def choose_algorithm(x_shape, w_shape, stride, padding, groups) -> str:
     og = cout // groups
     if kh == 1 and kw == 1 and stride == (1, 1) and not any(padding):
         return "gemm1x1"
-    if cg == 1 or og <= 16 or cg * kh * kw <= 64:
+    if cg == 1 or og <= 32 or cg * kh * kw <= 64:
         return "direct"
     return "im2col"
 
@@ -53,10 +48,6 @@ def choose_algorithm(x_shape, w_shape, stride, padding, groups) -> str:
 class Conv2d(Function):
     """``conv2d`` on already padded-mode-resolved inputs; ``padding`` is (top, bottom, left,
     right) zero padding, possibly asymmetric (``padding="same"`` with an even kernel)."""
-
-    # the im2col options, decided per call by _plan_im2col (off for the other algorithms)
-    fold = keep = False
-    saved_cols = ()
 
     def forward(self, x, w, b, stride, padding, dilation, groups, algorithm=None):
         B = get_backend(self.device)
@@ -69,12 +60,10 @@ class Conv2d(Function):
         ow = (W + pl + pr - dilation[1] * (kw - 1) - 1) // stride[1] + 1
         algo = algorithm or choose_algorithm(x.shape, w.shape, stride, padding, groups)
         self.algo, self.groups = algo, groups
-        self.geom = (kh, kw, stride[0], stride[1], pt, pl, dilation[0], dilation[1], oh, ow)
-        self.per_image = oh * ow >= PER_IMAGE_MIN
+        self.geom = (stride[0], stride[1], pt, pl, dilation[0], dilation[1])
         self.x_shape, self.w_shape, self.dtype = x.shape, w.shape, x.dtype
         self.x = x if self.needs_input_grad[1] else None
         self.w = w if self.needs_input_grad[0] else None
-        bias = B.contiguous(b) if b is not None else B.zeros((cout,), x.dtype)
         out = B.empty((N, cout, oh, ow), x.dtype)
         if algo == "gemm1x1":
             G, og = groups, cout // groups
@@ -84,168 +73,27 @@ class Conv2d(Function):
                 B.reshape(out, (N, G, og, oh * ow)),
             )
             if b is not None:
-                K.add_bias(B.reshape(out, (N, cout, oh * ow)), bias)
-        elif algo == "direct":
-            sh, sw, dh, dw = stride[0], stride[1], dilation[0], dilation[1]
-            K.conv2d_forward(x, w, bias, sh, sw, pt, pl, dh, dw, groups, out)
-        else:
-            self._plan_im2col(b is not None)
-            self._im2col_forward(x, w, bias, out)
+                K.add_bias(B.reshape(out, (N, cout, oh * ow)), B.contiguous(b))
+            return out
+        bias = B.contiguous(b) if b is not None else B.zeros((cout,), x.dtype)
+        forward = K.conv2d_forward if algo == "direct" else K.im2col_forward
+        forward(x, w, bias, *self.geom, groups, out)
         return out
 
-    # ------------------------------------------------------------------------ im2col + GEMM
-    def _plan_im2col(self, has_bias: bool) -> None:
-        """Decide the two per-call options of the im2col path.
-
-        ``fold``: with one group, per-image column matrices and a bias, the column matrix gets a
-        row of ones and the weight matrix a column holding the bias, so the GEMM adds the bias
-        and the weight-gradient GEMM yields the bias gradient as its last row: two passes over
-        the output fewer (1.8 of the 24 ms of ``benchmarks/ops.py``'s 7x7 stem, case e).
-        ``keep``: when the columns are at most ``KEEP_COLS_RATIO`` times the size of the output
-        (a stem with three input channels: 148 rows for 64 outputs), they are kept for the
-        backward instead of being recomputed there; the buffers come from the workspace's
-        free list, so a training loop reuses them step after step."""
-        C, (cout, _, kh, kw) = self.x_shape[1], self.w_shape
-        self.fold = has_bias and self.groups == 1 and self.per_image
-        self.rows = C * kh * kw + (1 if self.fold else 0)
-        self.keep = (
-            is_grad_enabled() and self.needs_input_grad[1] and self.rows <= KEEP_COLS_RATIO * cout
-        )
-        self.saved_cols = []
-
-    def __del__(self):
-        # kept columns of a forward whose backward never ran (evaluation with grad enabled,
-        # a graph dropped) go back to the free list: the next forward reuses their pages
-        if self.saved_cols:
-            try:
-                WS = get_kernels(self.device, "workspace")
-                for cols in self.saved_cols:
-                    WS.give(cols)
-            except Exception:  # pragma: no cover - interpreter shutdown
-                pass
-
-    def _chunks(self):
-        """Image ranges whose columns fit in ``COLS_BYTES``."""
-        N = self.x_shape[0]
-        oh, ow = self.geom[8], self.geom[9]
-        per_image = self.rows * oh * ow * self.dtype.itemsize
-        step = max(1, COLS_BYTES // max(per_image, 1))
-        return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
-
-    def _layout(self, nc, rows=None):
-        """(row_stride, image_stride) of a column buffer of ``rows`` rows for ``nc`` images.
-
-        Large images get one column matrix per image: the GEMM then writes NCHW directly.
-        Small ones (late layers) get one matrix for the whole chunk, so the GEMM is wide
-        enough for BLAS; its ``(C, N, HW)`` result is transposed to NCHW (a small copy)."""
-        rows = self.rows if rows is None else rows
-        ohw = self.geom[8] * self.geom[9]
-        if self.per_image:
-            return ohw, rows * ohw
-        return nc * ohw, ohw
-
-    def _columns(self, x, n0, n1):
-        """im2col of images ``n0:n1`` (flat): into the reused workspace buffer, or into a kept
-        buffer when ``keep``; with ``fold`` the last row of each matrix is ones."""
-        WS = get_kernels(self.device, "workspace")
-        K = get_kernels(self.device, "conv")
-        nc, ohw = n1 - n0, self.geom[8] * self.geom[9]
-        size = (self.rows * nc * ohw,)
-        cols = WS.take(size, self.dtype) if self.keep else WS.get("conv.cols", size, self.dtype)
-        row_stride, image_stride = self._layout(nc)
-        K.im2col(x[n0:n1], *self.geom, row_stride, image_stride, cols)
-        if self.fold:
-            K.fill_rows(cols, (self.rows - 1) * row_stride, image_stride, nc, ohw, 1.0)
-        return cols
-
-    def _im2col_forward(self, x, w, bias, out):
-        B = get_backend(self.device)
-        K = get_kernels(self.device, "conv")
-        WS = get_kernels(self.device, "workspace")
-        G, (cout, cg, kh, kw) = self.groups, w.shape
-        og, rows = cout // G, self.rows // G
-        ohw = self.geom[8] * self.geom[9]
-        wg = B.reshape(w, (G, og, cg * kh * kw))
-        if self.fold:  # the bias as the weight column of the ones row (one group)
-            wb = B.concatenate([B.reshape(w, (cout, rows - 1)), B.reshape(bias, (cout, 1))], 1)
-            wg = B.reshape(wb, (1, og, rows))
-        for n0, n1 in self._chunks():
-            nc = n1 - n0
-            cols = self._columns(x, n0, n1)
-            if self.keep:
-                self.saved_cols.append(cols)
-            if self.per_image:
-                K.gemm(wg, cols.reshape(nc, G, rows, ohw), out[n0:n1].reshape(nc, G, og, ohw))
-                if not self.fold:
-                    K.add_bias(out[n0:n1].reshape(nc, cout, ohw), bias)
-            else:
-                res = WS.get("conv.gemm", (G, og, nc * ohw), self.dtype)
-                K.gemm(wg, cols.reshape(G, rows, nc * ohw), res)
-                K.cnhw_to_nchw(res.reshape(cout, nc, ohw), bias, out[n0:n1].reshape(nc, cout, ohw))
-
-    def _im2col_backward(self, g, gx, need_w):
-        """Input gradient written into ``gx`` (if given); returns the weight gradient and, with
-        ``fold``, the bias gradient (else None)."""
-        B = get_backend(self.device)
-        K = get_kernels(self.device, "conv")
-        WS = get_kernels(self.device, "workspace")
-        G, (cout, cg, kh, kw) = self.groups, self.w_shape
-        og, kg, rows = cout // G, cg * kh * kw, self.rows // G
-        ohw = self.geom[8] * self.geom[9]
-        gw = gb = None
-        for i, (n0, n1) in enumerate(self._chunks()):
-            nc = n1 - n0
-            if self.per_image:
-                gt = g[n0:n1].reshape(nc, G, og, ohw)
-            else:
-                gt = WS.get("conv.grad", (cout, nc, ohw), self.dtype)
-                K.nchw_to_cnhw(g[n0:n1].reshape(nc, cout, ohw), gt)
-                gt = gt.reshape(G, og, nc * ohw)
-            if need_w:
-                # dW^T = cols @ g^T: 10-25 % faster in OpenBLAS than g @ cols^T for these
-                # shapes (the long reduction over pixels is the columns' contiguous axis)
-                cols = self.saved_cols[i] if self.keep else self._columns(self.x, n0, n1)
-                if self.per_image:  # one GEMM per image, summed (the gradient is small)
-                    part = WS.get("conv.dw", (nc, G, rows, og), self.dtype)
-                    K.gemm(cols.reshape(nc, G, rows, ohw), B.transpose(gt, (0, 1, 3, 2)), part)
-                    part = B.sum(part, axis=0)
-                else:
-                    part = WS.get("conv.dw", (G, rows, og), self.dtype)
-                    K.gemm(cols.reshape(G, rows, nc * ohw), B.transpose(gt, (0, 2, 1)), part)
-                if self.keep:
-                    WS.give(cols)
-                if self.fold:  # the ones row's gradient is the bias gradient
-                    part_b = B.reshape(B.slice_axis(part, 1, kg, rows), (cout,))
-                    gb = B.copy(part_b) if gb is None else B.add(gb, part_b)
-                    part = B.slice_axis(part, 1, 0, kg)
-                part = B.transpose(part, (0, 2, 1))  # (G, og, kg)
-                gw = B.copy(part) if gw is None else B.add(gw, part)
-            if gx is not None:
-                flat = WS.get("conv.cols", (G * kg * nc * ohw,), self.dtype)
-                wt = B.transpose(B.reshape(self.w, (G, og, kg)), (0, 2, 1))
-                shape = (nc, G, kg, ohw) if self.per_image else (G, kg, nc * ohw)
-                K.gemm(wt, gt, flat.reshape(shape))
-                K.col2im(flat, *self.geom, *self._layout(nc, kg * G), gx[n0:n1])
-        self.saved_cols = []
-        return (None if gw is None else B.reshape(gw, self.w_shape)), gb
-
-    # ------------------------------------------------------------------------ backward
     def backward(self, g):
         B = get_backend(self.device)
         K = get_kernels(self.device, "conv")
         g = B.contiguous(g)
         need_x, need_w, need_b = self.needs_input_grad
         N, C, H, W = self.x_shape
-        cout, cg, kh, kw = self.w_shape
-        kh, kw, sh, sw, pt, pl, dh, dw, oh, ow = self.geom
+        cout, cg = self.w_shape[:2]
         G = self.groups
         gx = B.empty(self.x_shape, self.dtype) if need_x else None
-        gw = B.empty(self.w_shape, self.dtype) if need_w and self.algo != "im2col" else None
+        gw = B.empty(self.w_shape, self.dtype) if need_w else None
         gb = None
-        fold_b = need_b and need_w and N > 0 and self.fold
-        if need_b and not fold_b:
+        if need_b:
             gb = B.empty((cout,), self.dtype)
-            K.bias_grad(B.reshape(g, (N, cout, oh * ow)), gb)
+            K.bias_grad(B.reshape(g, (N, cout, g.shape[2] * g.shape[3])), gb)
         if N == 0 or not (need_x or need_w):
             return gx, B.zeros(self.w_shape, self.dtype) if need_w else None, gb
         if self.algo == "gemm1x1":
@@ -255,15 +103,14 @@ class Conv2d(Function):
                 K.gemm(wt, B.reshape(g, (N, G, og, H * W)), B.reshape(gx, (N, G, cg, H * W)))
             if need_w:
                 self._gemm1x1_weight(g, gw)
-        elif self.algo == "direct":
-            if need_x:
-                K.conv2d_backward_input(g, self.w, sh, sw, pt, pl, dh, dw, G, gx)
-            if need_w:
-                K.conv2d_backward_weight(self.x, g, sh, sw, pt, pl, dh, dw, G, gw)
-        else:
-            gw, gb_folded = self._im2col_backward(g, gx, need_w)
-            if fold_b:
-                gb = gb_folded
+            return gx, gw, gb
+        direct = self.algo == "direct"
+        if need_x:
+            backward_input = K.conv2d_backward_input if direct else K.im2col_backward_input
+            backward_input(g, self.w, *self.geom, G, gx)
+        if need_w:
+            backward_weight = K.conv2d_backward_weight if direct else K.im2col_backward_weight
+            backward_weight(self.x, g, *self.geom, G, gw)
         return gx, gw, gb
 
     def _gemm1x1_weight(self, g, gw):

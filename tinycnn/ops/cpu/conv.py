@@ -31,48 +31,6 @@ from ._numba import njit, prange
 
 # --------------------------------------------------------------------------------- helpers
 @njit
-def _valid_range(out_len, in_len, stride, offset):
-    """``[lo, hi)``: the outputs ``o`` with ``0 <= o*stride + offset < in_len``."""
-    lo = 0
-    if offset < 0:
-        lo = (-offset + stride - 1) // stride
-    hi = 0
-    if in_len - 1 - offset >= 0:
-        hi = (in_len - 1 - offset) // stride + 1
-    hi = min(hi, out_len)
-    return min(lo, hi), hi
-
-
-@njit
-def _copy_strided(dst, src, count, stride):
-    """``dst[t] = src[t*stride]``; strides 1 and 2 get their own loops (a constant stride
-    vectorises)."""
-    if stride == 1:
-        for t in range(count):
-            dst[t] = src[t]
-    elif stride == 2:
-        for t in range(count):
-            dst[t] = src[2 * t]
-    else:
-        for t in range(count):
-            dst[t] = src[t * stride]
-
-
-@njit
-def _add_strided(dst, src, count, stride):
-    """``dst[t*stride] += src[t]`` (the adjoint of :func:`_copy_strided`)."""
-    if stride == 1:
-        for t in range(count):
-            dst[t] += src[t]
-    elif stride == 2:
-        for t in range(count):
-            dst[2 * t] += src[t]
-    else:
-        for t in range(count):
-            dst[t * stride] += src[t]
-
-
-@njit
 def _axpy(dst, a, src, count, stride):
     """``dst[t] += a * src[t*stride]``."""
     if stride == 1:
@@ -225,79 +183,274 @@ def _taps_dot2(res0, res1, zero, g0, g1, src, offs, count):
         k += 1
 
 
-# --------------------------------------------------------------------------------- im2col
-@njit(parallel=True)
-def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, row_stride, image_stride, cols):
-    """``cols[r*row_stride + n*image_stride + y*ow + z] = x[n, c, y*sh - ph + i*dh,
-    z*sw - pw + j*dw]`` (zero outside the input) for the row ``r = (c*kh + i)*kw + j``.
+# ------------------------------------------------------------------------ im2col + GEMM
+# The columns of one *tile* (a few whole images, or a slab of output rows of one large image)
+# are built, multiplied and dropped by one thread while they sit in its cache; the threads
+# work on different tiles side by side.  Written for the whole batch at once, the columns are
+# C*kH*kW times the input: written to memory and read back (measured: 9 ms of im2col and a
+# 10 ms GEMM for a 32->64 3x3 layer at batch 128, against 4 ms for the tiled layer's columns).
+# A tile's columns take at most TILE_BYTES when whole images fit; an image whose columns
+# exceed SLAB_BYTES is split into slabs of output rows of about TILE_BYTES.
+TILE_BYTES = 1 << 20
+SLAB_BYTES = 4 << 20
+# Partial weight gradients: the tiles are split into at most this many runs of consecutive
+# tiles, each summed into its own partial, and the partials are added in order; the split does
+# not depend on the thread count, so neither does the result.
+WEIGHT_LANES = 8
 
-    ``cols`` is flat: ``row_stride = N*oh*ow, image_stride = oh*ow`` lays it out as one
-    ``(C*kh*kw, N*oh*ow)`` matrix, ``row_stride = oh*ow, image_stride = C*kh*kw*oh*ow`` as one
-    matrix per image."""
-    N, C, H, W = x.shape
-    ohw = oh * ow
-    rows = C * kh * kw
-    for task in prange(rows * N):
-        # consecutive tasks write consecutive blocks: the stores stream through memory
-        if image_stride < row_stride:
-            n, r = task % N, task // N
-        else:
-            n, r = task // rows, task % rows
+
+def _tiles(n, rows, oh, ow, itemsize) -> list[tuple[int, int, int, int]]:
+    """``(n0, nb, y0, ny)`` tiles covering the output: images ``n0 .. n0+nb``, output rows
+    ``y0 .. y0+ny`` (``nb == 1`` when ``ny < oh``)."""
+    image = rows * oh * ow * itemsize
+    if image <= SLAB_BYTES:
+        nb = max(1, min(n, TILE_BYTES // max(image, 1)))
+        return [(n0, min(nb, n - n0), 0, oh) for n0 in range(0, n, nb)]
+    ny = max(1, min(oh, TILE_BYTES // (rows * ow * itemsize)))
+    return [(n0, 1, y0, min(ny, oh - y0)) for n0 in range(n) for y0 in range(0, oh, ny)]
+
+
+def _split(items: list, parts: int) -> list[list]:
+    parts = max(1, min(parts, len(items)))
+    return [items[k * len(items) // parts : (k + 1) * len(items) // parts] for k in range(parts)]
+
+
+@njit
+def _load_tile(x, n0, nb, r0, hrows, ph, pw, wp, xp):
+    """Zero-padded rows ``r0 .. r0+hrows`` (padded coordinates) of images ``n0 .. n0+nb``, every
+    channel, into ``xp`` laid out as ``(C, nb, hrows, wp)``; what the output never reads is cut."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    xp[:] = 0.0
+    plane = hrows * wp
+    cols = min(W, wp - pw)
+    lo, hi = max(0, r0 - ph), min(H, r0 + hrows - ph)
+    for c in range(C):
+        for b in range(nb):
+            base = (c * nb + b) * plane - (r0 - ph) * wp + pw
+            for iy in range(lo, hi):
+                dst = xp[base + iy * wp :]
+                src = x[n0 + b, c, iy]
+                for t in range(cols):
+                    dst[t] = src[t]
+
+
+@njit
+def _tile_columns(xp, nb, plane, row0, kh, kw, sh, sw, dh, dw, wp, ny, ow, cols):
+    """``cols[r, (b*ny + y)*ow + z] = xp[c, b, row0 + y*sh + i*dh, z*sw + j*dw]`` for the row
+    ``r = (c*kh + i)*kw + j``: the tile's column matrix, ``(C*kh*kw, nb*ny*ow)``."""
+    rows = cols.shape[0]
+    for r in range(rows):
         j = r % kw
         i = (r // kw) % kh
         c = r // (kw * kh)
-        xoff = j * dw - pw
-        lo, hi = _valid_range(ow, W, sw, xoff)
-        dst = cols[r * row_stride + n * image_stride : r * row_stride + n * image_stride + ohw]
-        for y in range(oh):
-            iy = y * sh - ph + i * dh
-            seg = dst[y * ow : (y + 1) * ow]
-            if iy < 0 or iy >= H or lo >= hi:
-                seg[:] = 0.0
-                continue
-            seg[:lo] = 0.0
-            _copy_strided(seg[lo:], x[n, c, iy, lo * sw + xoff :], hi - lo, sw)
-            seg[hi:] = 0.0
+        for b in range(nb):
+            src = xp[(c * nb + b) * plane + (row0 + i * dh) * wp + j * dw :]
+            dst = cols[r, b * ny * ow :]
+            for y in range(ny):
+                so, do = y * sh * wp, y * ow
+                if sw == 1:
+                    for t in range(ow):
+                        dst[do + t] = src[so + t]
+                else:
+                    for t in range(ow):
+                        dst[do + t] = src[so + t * sw]
 
 
-@njit(parallel=True)
-def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, row_stride, image_stride, dx):
-    """The adjoint of :func:`im2col` (same layout arguments): ``dx`` (N, C, H, W) = the sum of
-    the columns over every receptive field a pixel belongs to.  A task owns one ``(n, c)``
-    plane, so there are no races."""
-    N, C, H, W = dx.shape
-    ohw = oh * ow
-    for task in prange(N * C):
-        n = task // C
-        c = task % C
-        plane = dx[n, c]
-        plane[:] = 0.0
-        for i in range(kh):
-            for j in range(kw):
-                start = ((c * kh + i) * kw + j) * row_stride + n * image_stride
-                src = cols[start : start + ohw]
-                xoff = j * dw - pw
-                lo, hi = _valid_range(ow, W, sw, xoff)
-                if lo >= hi:
-                    continue
-                for y in range(oh):
-                    iy = y * sh - ph + i * dh
-                    if 0 <= iy < H:
-                        _add_strided(plane[iy, lo * sw + xoff :], src[y * ow + lo :], hi - lo, sw)
+@njit
+def _add_tile_columns(cols, nb, plane, row0, kh, kw, sh, sw, dh, dw, wp, ny, ow, dxp):
+    """The adjoint of :func:`_tile_columns`: ``dxp`` += every column at its receptive field."""
+    rows = cols.shape[0]
+    for r in range(rows):
+        j = r % kw
+        i = (r // kw) % kh
+        c = r // (kw * kh)
+        for b in range(nb):
+            dst = dxp[(c * nb + b) * plane + (row0 + i * dh) * wp + j * dw :]
+            src = cols[r, b * ny * ow :]
+            for y in range(ny):
+                do, so = y * sh * wp, y * ow
+                if sw == 1:
+                    for t in range(ow):
+                        dst[do + t] += src[so + t]
+                else:
+                    for t in range(ow):
+                        dst[do + t * sw] += src[so + t]
 
 
-@njit(parallel=True)
-def cnhw_to_nchw(src, bias, out):
-    """``out[n, c, :] = src[c, n, :] + bias[c]``: the batch-wide GEMM result to NCHW."""
-    C, N, HW = src.shape
-    for task in prange(N * C):
-        n = task // C
-        c = task % C
-        b = bias[c]
-        s = src[c, n]
-        o = out[n, c]
-        for t in range(HW):
-            o[t] = s[t] + b
+@njit
+def _store_tile(res, bias, n0, nb, y0, ny, out):
+    """``out[n0 + b, o, y0 + y, :] = res[o, (b*ny + y)*ow : ...] + bias[o]``."""
+    ow = out.shape[3]
+    for o in range(res.shape[0]):
+        bo = bias[o]
+        for b in range(nb):
+            for y in range(ny):
+                src = res[o, (b * ny + y) * ow :]
+                dst = out[n0 + b, o, y0 + y]
+                for t in range(ow):
+                    dst[t] = src[t] + bo
+
+
+@njit
+def _load_grad_tile(g, n0, nb, y0, ny, gt):
+    """``gt[o, (b*ny + y)*ow + z] = g[n0 + b, o, y0 + y, z]``: the tile's upstream gradient in
+    the layout of its GEMM."""
+    ow = g.shape[3]
+    for o in range(gt.shape[0]):
+        for b in range(nb):
+            for y in range(ny):
+                src = g[n0 + b, o, y0 + y]
+                dst = gt[o, (b * ny + y) * ow :]
+                for t in range(ow):
+                    dst[t] = src[t]
+
+
+@njit
+def _crop_tile(dxp, n0, nb, hp, wp, ph, pw, dx):
+    """``dx[n0 + b, c]`` = the unpadded part of ``dxp[c, b]`` ((C, nb, hp, wp)); input pixels
+    past the padded extent (never read by the output) get zero."""
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    rows, cols = min(H, hp - ph), min(W, wp - pw)
+    for c in range(C):
+        for b in range(nb):
+            plane = dx[n0 + b, c]
+            if rows < H or cols < W:
+                plane[:] = 0.0
+            for iy in range(rows):
+                src = dxp[((c * nb + b) * hp + iy + ph) * wp + pw :]
+                dst = plane[iy]
+                for t in range(cols):
+                    dst[t] = src[t]
+
+
+@njit
+def _add_lanes(lanes, out):
+    """``out = lanes[0] + lanes[1] + ...``, in lane order (flat, equal sizes)."""
+    out[:] = lanes[0]
+    for lane in range(1, lanes.shape[0]):
+        src = lanes[lane]
+        for t in range(out.size):
+            out[t] += src[t]
+
+
+class _Im2col:
+    """The geometry of one im2col convolution and the per-tile steps its three kernels share."""
+
+    def __init__(self, x_shape, w_shape, out_hw, sh, sw, ph, pw, dh, dw, groups, dtype):
+        self.N, self.C = int(x_shape[0]), int(x_shape[1])
+        cout, cg, self.kh, self.kw = (int(s) for s in w_shape)
+        self.oh, self.ow = (int(s) for s in out_hw)
+        self.sh, self.sw, self.ph, self.pw, self.dh, self.dw = sh, sw, ph, pw, dh, dw
+        self.G, self.og, self.kg = groups, cout // groups, cg * self.kh * self.kw
+        self.hp, self.wp = padded_extent(self.oh, self.ow, self.kh, self.kw, sh, sw, dh, dw)
+        self.dw_shape = (groups, self.og, self.kg)
+        self.taps = (self.kh, self.kw, sh, sw, dh, dw, self.wp)
+        self.dtype = np.dtype(dtype)
+        self.tiles = _tiles(self.N, self.G * self.kg, self.oh, self.ow, self.dtype.itemsize)
+
+    def columns(self, x, tile):
+        """The tile's columns, ``(G, kg, L)``, in this thread's workspace."""
+        from . import workspace
+
+        n0, nb, y0, ny = tile
+        hrows = (ny - 1) * self.sh + (self.kh - 1) * self.dh + 1
+        xp = workspace.get("conv.tile_x", (self.C * nb * hrows * self.wp,), self.dtype)
+        _load_tile(x, n0, nb, y0 * self.sh, hrows, self.ph, self.pw, self.wp, xp)
+        cols = workspace.get("conv.tile_cols", (self.G * self.kg, nb * ny * self.ow), self.dtype)
+        _tile_columns(xp, nb, hrows * self.wp, 0, *self.taps, ny, self.ow, cols)
+        return cols.reshape(self.G, self.kg, nb * ny * self.ow)
+
+    def grad(self, g, tile):
+        """The tile's upstream gradient, ``(G, og, L)``, in this thread's workspace."""
+        from . import workspace
+
+        n0, nb, y0, ny = tile
+        gt = workspace.get("conv.tile_grad", (self.G * self.og, nb * ny * self.ow), self.dtype)
+        _load_grad_tile(g, n0, nb, y0, ny, gt)
+        return gt.reshape(self.G, self.og, nb * ny * self.ow)
+
+    def by_image(self, parts):
+        """The tiles split into ``parts`` runs that never cut an image (each image's input
+        gradient is assembled by one thread)."""
+        images = _split(list(range(self.N)), parts)
+        return [[t for t in self.tiles if run[0] <= t[0] <= run[-1]] for run in images]
+
+
+def _threads() -> int:
+    return numba.get_num_threads()
+
+
+def im2col_forward(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out):
+    """``out = conv2d(x, w) + bias`` through tiled im2col + GEMM (the ``direct`` kernels'
+    arguments)."""
+    p = _Im2col(x.shape, w.shape, out.shape[2:], sh, sw, ph, pw, dh, dw, groups, x.dtype)
+    if not p.tiles:
+        return
+    wg = w.reshape(p.G, p.og, p.kg)
+
+    def run(tiles):
+        from . import workspace
+
+        for tile in tiles:
+            n0, nb, y0, ny = tile
+            cols = p.columns(x, tile)
+            res = workspace.get("conv.tile_out", (p.G, p.og, cols.shape[2]), x.dtype)
+            np.matmul(wg, cols, out=res)
+            _store_tile(res.reshape(p.G * p.og, -1), bias, n0, nb, y0, ny, out)
+
+    blas.parallel(run, _split(p.tiles, _threads()))
+
+
+def im2col_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx):
+    """``dx`` of :func:`im2col_forward`: per tile, the column gradient ``W^T @ g`` added back
+    onto the tile's receptive fields (``col2im``), then cropped to the input."""
+    p = _Im2col(dx.shape, w.shape, g.shape[2:], sh, sw, ph, pw, dh, dw, groups, dx.dtype)
+    if not p.tiles:
+        return
+    wt = np.swapaxes(w.reshape(p.G, p.og, p.kg), 1, 2)  # (G, kg, og), a transposed view
+
+    def run(tiles):
+        from . import workspace
+
+        for tile in tiles:
+            n0, nb, y0, ny = tile
+            gt = p.grad(g, tile)
+            dcols = workspace.get("conv.tile_cols", (p.G, p.kg, gt.shape[2]), dx.dtype)
+            np.matmul(wt, gt, out=dcols)
+            dxp = workspace.get("conv.tile_dx", (p.C * nb * p.hp * p.wp,), dx.dtype)
+            if y0 == 0:
+                dxp[:] = 0.0
+            flat = dcols.reshape(p.G * p.kg, -1)
+            _add_tile_columns(flat, nb, p.hp * p.wp, y0 * sh, *p.taps, ny, p.ow, dxp)
+            if y0 + ny == p.oh:
+                _crop_tile(dxp, n0, nb, p.hp, p.wp, ph, pw, dx)
+
+    blas.parallel(run, p.by_image(_threads()))
+
+
+def im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out):
+    """``dw_out`` of :func:`im2col_forward`: per tile ``g @ cols^T``, summed into
+    :data:`WEIGHT_LANES` partials, then the partials in order."""
+    p = _Im2col(x.shape, dw_out.shape, g.shape[2:], sh, sw, ph, pw, dh, dw, groups, x.dtype)
+    if not p.tiles:
+        dw_out[...] = 0.0
+        return
+    runs = _split(p.tiles, WEIGHT_LANES)
+    lanes = np.empty((len(runs), *p.dw_shape), x.dtype)
+
+    def run(lane_ids):
+        from . import workspace
+
+        for lane in lane_ids:
+            for k, tile in enumerate(runs[lane]):
+                cols, gt = p.columns(x, tile), p.grad(g, tile)
+                dst = lanes[lane] if k == 0 else workspace.get("conv.tile_dw", p.dw_shape, x.dtype)
+                np.matmul(gt, np.swapaxes(cols, 1, 2), out=dst)
+                if k:
+                    lanes[lane] += dst
+
+    blas.parallel(run, _split(list(range(len(runs))), _threads()))
+    _add_lanes(lanes.reshape(len(runs), -1), dw_out.reshape(-1))
 
 
 @njit(parallel=True)
@@ -311,17 +464,6 @@ def nchw_to_cnhw(src, out):
         o = out[c, n]
         for t in range(HW):
             o[t] = s[t]
-
-
-@njit(parallel=True)
-def fill_rows(flat, offset, stride, count, length, value):
-    """``flat[offset + i*stride : offset + i*stride + length] = value`` for ``i < count`` (the
-    ones row of a column matrix that carries the bias)."""
-    v = flat.dtype.type(value)
-    for i in prange(count):
-        run = flat[offset + i * stride : offset + i * stride + length]
-        for t in range(length):
-            run[t] = v
 
 
 @njit(parallel=True)
@@ -428,10 +570,6 @@ def _tap_offsets(cg, kh, kw, cstride, wp, dh, dw):
             for j in range(kw):
                 offs[(c * kh + i) * kw + j] = c * cstride + i * dh * wp + j * dw
     return offs
-
-
-def _threads() -> int:
-    return numba.get_num_threads()
 
 
 def conv2d_forward(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out):

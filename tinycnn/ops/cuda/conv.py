@@ -13,9 +13,11 @@ three algorithms of ``tinycnn/ops/conv.py`` (1x1 GEMM, direct, im2col + GEMM) ru
 
 from __future__ import annotations
 
+import numpy as np
 from numba import cuda, float64
 
-from ._cuda import blocks, each, kernel
+from . import workspace
+from ._cuda import blocks, each, kernel, permuted_view
 from .array_shape import gemm_into
 from .config import MAX_BLOCKS, REDUCE_THREADS, THREADS
 
@@ -94,12 +96,22 @@ def _col2im(cols, dx, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, row_strid
 
 
 # ------------------------------------------------------------------------------ layouts, bias
-@kernel(*each("{T}[::1], int64, int64, int64, int64, {T}"))
-def _fill_rows(flat, offset, stride, count, length, value):
+@kernel(*each("{T}[::1], {T}[::1], int64, int64, int64, int64, int64"))
+def _add_weight_part(part, dw, nimg, G, kg, og, accumulate):
+    """``dw[g, o, k] (+)= sum_n part[n, g, k, o]``: per-image ``dW^T`` parts into the weight
+    gradient's layout."""
     start, step = cuda.grid(1), cuda.gridsize(1)
-    for t in range(start, count * length, step):
-        i = t // length
-        flat[offset + i * stride + t - i * length] = value
+    for t in range(start, dw.size, step):
+        k = t % kg
+        o = (t // kg) % og
+        gi = t // (kg * og)
+        s = 0.0
+        for n in range(nimg):
+            s += part[((n * G + gi) * kg + k) * og + o]
+        if accumulate:
+            dw[t] += s
+        else:
+            dw[t] = s
 
 
 @kernel(*each("{T}[::1], {T}[::1], int64, int64"))
@@ -300,12 +312,6 @@ def nchw_to_cnhw(src, out) -> None:
     _go(_nchw_to_cnhw, out.size, _flat(src), _flat(out), N, C, HW)
 
 
-def fill_rows(flat, offset, stride, count, length, value) -> None:
-    """``flat[offset + i*stride : offset + i*stride + length] = value`` for ``i < count``."""
-    offset, stride, count, length = _ints(offset, stride, count, length)
-    _go(_fill_rows, count * length, flat, offset, stride, count, length, flat.dtype.type(value))
-
-
 def add_bias(y, bias) -> None:
     """``y[n, c, :] += bias[c]`` in place."""
     _, C, HW = _ints(*y.shape)
@@ -357,3 +363,103 @@ def conv2d_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out) -> None
         grid = max(1, min(dw_out.size, MAX_BLOCKS))
         k = _direct_backward_weight
         k[grid, REDUCE_THREADS](_flat(x), _flat(g), _flat(dw_out), int(x.shape[0]), *args)
+
+
+# ------------------------------------------------------------------------------ im2col + GEMM
+# Upper bound of one column buffer; larger batches are processed in chunks of images.
+COLS_BYTES = 64 << 20
+# Output planes at least this large get one column matrix per image (see _Im2col.layout).
+PER_IMAGE_MIN = 1024
+
+
+class _Im2col:
+    """One im2col convolution's geometry, chunks of images and column layout on the device.
+
+    Large images get one column matrix per image (the GEMM then writes NCHW directly); small
+    ones one matrix per chunk of images, so the GEMM is wide enough to fill the GPU, and its
+    ``(C, N, HW)`` result is transposed to NCHW."""
+
+    def __init__(self, x_shape, w_shape, out_hw, sh, sw, ph, pw, dh, dw, groups, dtype):
+        N, C = _ints(*x_shape[:2])
+        cout, cg, kh, kw = _ints(*w_shape)
+        oh, ow = _ints(*out_hw)
+        self.G, self.og, self.kg, self.cout = int(groups), cout // int(groups), cg * kh * kw, cout
+        self.rows, self.ohw, self.dtype = C * kh * kw, oh * ow, dtype
+        self.geom = _ints(kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+        self.per_image = self.ohw >= PER_IMAGE_MIN
+        per = self.rows * self.ohw * np.dtype(dtype).itemsize
+        step = max(1, COLS_BYTES // max(per, 1))
+        self.chunks = [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
+
+    def layout(self, nc):
+        """``(row_stride, image_stride)`` of the column buffer of ``nc`` images."""
+        if self.per_image:
+            return self.ohw, self.rows * self.ohw
+        return nc * self.ohw, self.ohw
+
+    def columns(self, x, n0, n1):
+        """im2col of images ``n0:n1``: ``(nc, G, kg, ohw)`` per image, else ``(G, kg, nc*ohw)``."""
+        nc = n1 - n0
+        cols = workspace.get("conv.cols", (self.rows * nc * self.ohw,), self.dtype)
+        im2col(x[n0:n1], *self.geom, *self.layout(nc), cols)
+        return cols.reshape(self.shape(nc))
+
+    def shape(self, nc):
+        if self.per_image:
+            return nc, self.G, self.kg, self.ohw
+        return self.G, self.kg, nc * self.ohw
+
+    def grad(self, g, n0, n1):
+        """The upstream gradient of images ``n0:n1`` in the GEMMs' layout."""
+        nc = n1 - n0
+        if self.per_image:
+            return g[n0:n1].reshape((nc, self.G, self.og, self.ohw))
+        gt = workspace.get("conv.grad", (self.cout, nc, self.ohw), self.dtype)
+        nchw_to_cnhw(g[n0:n1].reshape((nc, self.cout, self.ohw)), gt)
+        return gt.reshape((self.G, self.og, nc * self.ohw))
+
+
+def im2col_forward(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out) -> None:
+    """``out = conv2d(x, w) + bias`` through im2col + the tiled GEMM, chunk by chunk."""
+    p = _Im2col(x.shape, w.shape, out.shape[2:], sh, sw, ph, pw, dh, dw, groups, x.dtype)
+    wg = w.reshape((p.G, p.og, p.kg))
+    for n0, n1 in p.chunks:
+        nc = n1 - n0
+        cols = p.columns(x, n0, n1)
+        dst = out[n0:n1].reshape((nc, p.cout, p.ohw))
+        if p.per_image:
+            gemm(wg, cols, dst.reshape((nc, p.G, p.og, p.ohw)))
+            add_bias(dst, bias)
+        else:
+            res = workspace.get("conv.gemm", (p.G, p.og, nc * p.ohw), x.dtype)
+            gemm(wg, cols, res)
+            cnhw_to_nchw(res.reshape((p.cout, nc, p.ohw)), bias, dst)
+
+
+def im2col_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx) -> None:
+    """``dx`` of :func:`im2col_forward`: ``W^T @ g`` per chunk, then col2im (a gather)."""
+    p = _Im2col(dx.shape, w.shape, g.shape[2:], sh, sw, ph, pw, dh, dw, groups, dx.dtype)
+    wt = permuted_view(w.reshape((p.G, p.og, p.kg)), (0, 2, 1))
+    for n0, n1 in p.chunks:
+        nc = n1 - n0
+        flat = workspace.get("conv.cols", (p.rows * nc * p.ohw,), dx.dtype)
+        gemm(wt, p.grad(g, n0, n1), flat.reshape(p.shape(nc)))
+        col2im(flat, *p.geom, *p.layout(nc), dx[n0:n1])
+
+
+def im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out) -> None:
+    """``dw_out`` of :func:`im2col_forward`: ``dW^T = cols @ g^T`` per chunk (per image with
+    the per-image layout), summed into ``dw_out``."""
+    p = _Im2col(x.shape, dw_out.shape, g.shape[2:], sh, sw, ph, pw, dh, dw, groups, x.dtype)
+    flat_dw = _flat(dw_out)
+    for k, (n0, n1) in enumerate(p.chunks):
+        nc = n1 - n0
+        cols, gt = p.columns(x, n0, n1), p.grad(g, n0, n1)
+        if p.per_image:
+            part = workspace.get("conv.dw", (nc, p.G, p.kg, p.og), x.dtype)
+            gemm(cols, permuted_view(gt, (0, 1, 3, 2)), part)
+        else:
+            nc = 1
+            part = workspace.get("conv.dw", (p.G, p.kg, p.og), x.dtype)
+            gemm(cols, permuted_view(gt, (0, 2, 1)), part)
+        _go(_add_weight_part, dw_out.size, _flat(part), flat_dw, nc, p.G, p.kg, p.og, int(k > 0))

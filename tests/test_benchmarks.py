@@ -41,3 +41,14 @@ def test_activations_benchmark_prints_a_row_per_kernel(capsys):
     rows = capsys.readouterr().out.splitlines()[2:]
     assert [r.rsplit(None, 3)[0] for r in rows][:2] == ["relu forward", "relu backward"]
     assert len(rows) == 8 and all(float(r.split()[-1]) > 0 for r in rows)
+
+
+@needs_torch
+def test_small_nets_benchmark_builds_the_same_nets_and_times_them(capsys):
+    from benchmarks import small_nets
+
+    for name in small_nets.NETS:  # same weights: the inference outputs agree
+        assert small_nets.steps(name, batch=2)[2] < 1e-4
+    assert small_nets.main(["--nets", "cifar_bn", "--batch", "4", "--repeat", "2"]) == 0
+    row = capsys.readouterr().out.splitlines()[-1].split()
+    assert row[0] == "cifar_bn" and float(row[3]) > 0

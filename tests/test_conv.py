@@ -439,6 +439,19 @@ def test_im2col_tiles_cover_the_output_once():
     assert tiles(0, 27, 8, 8, 4) == []
 
 
+@pytest.mark.parametrize("tile_bytes,slab_bytes", [(1, 1), (1, 1 << 30), (8000, 1 << 30)])
+def test_input_gradient_runs_never_cut_an_image(tile_bytes, slab_bytes, monkeypatch):
+    """Rows of one image (slabs), one image or several per tile: each thread's run of tiles
+    starts at an image and the runs cover every tile once, in order."""
+    monkeypatch.setattr(cpu_conv, "TILE_BYTES", tile_bytes)
+    monkeypatch.setattr(cpu_conv, "SLAB_BYTES", slab_bytes)
+    p = cpu_conv._Im2col((7, 3, 6, 6), (4, 3, 3, 3), (6, 6), 1, 1, 1, 1, 1, 1, 1, np.float32)
+    for parts in (1, 2, 3, 16):
+        runs = p.by_image(parts)
+        assert 1 <= len(runs) <= parts and all(run and run[0][2] == 0 for run in runs)
+        assert [t for run in runs for t in run] == p.tiles
+
+
 def test_choose_algorithm():
     choose = conv_op.choose_algorithm
     assert choose((16, 1024, 14, 14), (256, 1024, 1, 1), (1, 1), (0,) * 4, 1) == "gemm1x1"

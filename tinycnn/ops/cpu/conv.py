@@ -197,6 +197,7 @@ SLAB_BYTES = 4 << 20
 # tiles, each summed into its own partial, and the partials are added in order; the split does
 # not depend on the thread count, so neither does the result.
 WEIGHT_LANES = 8
+UINT = np.uint64  # unsigned loop offsets (see _tile_columns)
 
 
 def _tiles(n, rows, oh, ow, itemsize) -> list[tuple[int, int, int, int]]:
@@ -221,88 +222,102 @@ def _load_tile(x, n0, nb, r0, hrows, ph, pw, wp, xp):
     channel, into ``xp`` laid out as ``(C, nb, hrows, wp)``; what the output never reads is cut."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     xp[:] = 0.0
-    plane = hrows * wp
-    cols = min(W, wp - pw)
     lo, hi = max(0, r0 - ph), min(H, r0 + hrows - ph)
+    if hi <= lo or wp <= pw:
+        return
+    u_cols, u_wp, u_w = UINT(min(W, wp - pw)), UINT(wp), UINT(W)
     for c in range(C):
         for b in range(nb):
-            base = (c * nb + b) * plane - (r0 - ph) * wp + pw
-            for iy in range(lo, hi):
-                dst = xp[base + iy * wp :]
-                src = x[n0 + b, c, iy]
-                for t in range(cols):
-                    dst[t] = src[t]
+            dst = xp[((c * nb + b) * hrows + lo + ph - r0) * wp + pw :]
+            src = x[n0 + b, c].reshape(-1)[lo * W :]
+            for y in range(UINT(hi - lo)):
+                do, so = y * u_wp, y * u_w
+                for t in range(u_cols):
+                    dst[do + t] = src[so + t]
 
 
 @njit
 def _tile_columns(xp, nb, plane, row0, kh, kw, sh, sw, dh, dw, wp, ny, ow, cols):
     """``cols[r, (b*ny + y)*ow + z] = xp[c, b, row0 + y*sh + i*dh, z*sw + j*dw]`` for the row
-    ``r = (c*kh + i)*kw + j``: the tile's column matrix, ``(C*kh*kw, nb*ny*ow)``."""
-    rows = cols.shape[0]
-    for r in range(rows):
+    ``r = (c*kh + i)*kw + j``: the tile's column matrix, ``(C*kh*kw, nb*ny*ow)``.
+
+    The offsets inside a row are unsigned (``UINT``): Numba then drops its negative-index
+    wrap-around, and the short copies vectorise (2x faster than signed offsets)."""
+    u_ow, u_pitch, u_sw = UINT(ow), UINT(sh * wp), UINT(sw)
+    for r in range(cols.shape[0]):
         j = r % kw
         i = (r // kw) % kh
         c = r // (kw * kh)
         for b in range(nb):
             src = xp[(c * nb + b) * plane + (row0 + i * dh) * wp + j * dw :]
             dst = cols[r, b * ny * ow :]
-            for y in range(ny):
-                so, do = y * sh * wp, y * ow
+            for y in range(UINT(ny)):
+                so, do = y * u_pitch, y * u_ow
                 if sw == 1:
-                    for t in range(ow):
+                    for t in range(u_ow):
                         dst[do + t] = src[so + t]
                 else:
-                    for t in range(ow):
-                        dst[do + t] = src[so + t * sw]
+                    for t in range(u_ow):
+                        dst[do + t] = src[so + t * u_sw]
+
+
+@njit
+def _columns(x, n0, nb, y0, ny, ph, pw, kh, kw, sh, sw, dh, dw, wp, ow, xp, cols):
+    """The columns of the tile (images ``n0 .. n0+nb``, output rows ``y0 .. y0+ny``) of ``x``:
+    its padded input rows into ``xp``, then :func:`_tile_columns`."""
+    hrows = (ny - 1) * sh + (kh - 1) * dh + 1
+    _load_tile(x, n0, nb, y0 * sh, hrows, ph, pw, wp, xp[: x.shape[1] * nb * hrows * wp])
+    _tile_columns(xp, nb, hrows * wp, 0, kh, kw, sh, sw, dh, dw, wp, ny, ow, cols)
 
 
 @njit
 def _add_tile_columns(cols, nb, plane, row0, kh, kw, sh, sw, dh, dw, wp, ny, ow, dxp):
     """The adjoint of :func:`_tile_columns`: ``dxp`` += every column at its receptive field."""
-    rows = cols.shape[0]
-    for r in range(rows):
+    u_ow, u_pitch, u_sw = UINT(ow), UINT(sh * wp), UINT(sw)
+    for r in range(cols.shape[0]):
         j = r % kw
         i = (r // kw) % kh
         c = r // (kw * kh)
         for b in range(nb):
             dst = dxp[(c * nb + b) * plane + (row0 + i * dh) * wp + j * dw :]
             src = cols[r, b * ny * ow :]
-            for y in range(ny):
-                do, so = y * sh * wp, y * ow
+            for y in range(UINT(ny)):
+                do, so = y * u_pitch, y * u_ow
                 if sw == 1:
-                    for t in range(ow):
+                    for t in range(u_ow):
                         dst[do + t] += src[so + t]
                 else:
-                    for t in range(ow):
-                        dst[do + t * sw] += src[so + t]
+                    for t in range(u_ow):
+                        dst[do + t * u_sw] += src[so + t]
 
 
 @njit
 def _store_tile(res, bias, n0, nb, y0, ny, out):
-    """``out[n0 + b, o, y0 + y, :] = res[o, (b*ny + y)*ow : ...] + bias[o]``."""
-    ow = out.shape[3]
+    """``out[n0 + b, o, y0 : y0+ny, :] = res[o, b*ny*ow : (b+1)*ny*ow] + bias[o]`` (both runs
+    contiguous)."""
+    OW = out.shape[3]
+    run = ny * OW
     for o in range(res.shape[0]):
         bo = bias[o]
         for b in range(nb):
-            for y in range(ny):
-                src = res[o, (b * ny + y) * ow :]
-                dst = out[n0 + b, o, y0 + y]
-                for t in range(ow):
-                    dst[t] = src[t] + bo
+            src = res[o, b * run : (b + 1) * run]
+            dst = out[n0 + b, o].reshape(-1)[y0 * OW : y0 * OW + run]
+            for t in range(run):
+                dst[t] = src[t] + bo
 
 
 @njit
 def _load_grad_tile(g, n0, nb, y0, ny, gt):
-    """``gt[o, (b*ny + y)*ow + z] = g[n0 + b, o, y0 + y, z]``: the tile's upstream gradient in
-    the layout of its GEMM."""
-    ow = g.shape[3]
+    """``gt[o, b*ny*ow : (b+1)*ny*ow] = g[n0 + b, o, y0 : y0+ny, :]``: the tile's upstream
+    gradient in the layout of its GEMM."""
+    OW = g.shape[3]
+    run = ny * OW
     for o in range(gt.shape[0]):
         for b in range(nb):
-            for y in range(ny):
-                src = g[n0 + b, o, y0 + y]
-                dst = gt[o, (b * ny + y) * ow :]
-                for t in range(ow):
-                    dst[t] = src[t]
+            src = g[n0 + b, o].reshape(-1)[y0 * OW : y0 * OW + run]
+            dst = gt[o, b * run : (b + 1) * run]
+            for t in range(run):
+                dst[t] = src[t]
 
 
 @njit
@@ -311,26 +326,37 @@ def _crop_tile(dxp, n0, nb, hp, wp, ph, pw, dx):
     past the padded extent (never read by the output) get zero."""
     C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
     rows, cols = min(H, hp - ph), min(W, wp - pw)
+    u_cols, u_wp, u_w = UINT(max(cols, 0)), UINT(wp), UINT(W)
     for c in range(C):
         for b in range(nb):
-            plane = dx[n0 + b, c]
+            plane = dx[n0 + b, c].reshape(-1)
             if rows < H or cols < W:
                 plane[:] = 0.0
-            for iy in range(rows):
-                src = dxp[((c * nb + b) * hp + iy + ph) * wp + pw :]
-                dst = plane[iy]
-                for t in range(cols):
-                    dst[t] = src[t]
+            src = dxp[((c * nb + b) * hp + ph) * wp + pw :]
+            for y in range(UINT(max(rows, 0))):
+                so, do = y * u_wp, y * u_w
+                for t in range(u_cols):
+                    plane[do + t] = src[so + t]
 
 
 @njit
 def _add_lanes(lanes, out):
-    """``out = lanes[0] + lanes[1] + ...``, in lane order (flat, equal sizes)."""
-    out[:] = lanes[0]
-    for lane in range(1, lanes.shape[0]):
-        src = lanes[lane]
-        for t in range(out.size):
-            out[t] += src[t]
+    """``out[g, o, k] = sum over lanes of lanes[l, g, k, o]``, in lane order: the partial
+    ``dW^T`` of each lane added up (into ``lanes[0]``), then transposed in 32 x 32 blocks."""
+    nl, G, kg, og = lanes.shape
+    total = lanes[0].reshape(-1)
+    for lane in range(1, nl):
+        src = lanes[lane].reshape(-1)
+        for t in range(total.size):
+            total[t] += src[t]
+    acc = lanes[0]
+    for gi in range(G):
+        for k0 in range(0, kg, 32):
+            for o0 in range(0, og, 32):
+                for o in range(o0, min(og, o0 + 32)):
+                    dst = out[gi, o]
+                    for k in range(k0, min(kg, k0 + 32)):
+                        dst[k] = acc[gi, k, o]
 
 
 class _Im2col:
@@ -343,37 +369,51 @@ class _Im2col:
         self.sh, self.sw, self.ph, self.pw, self.dh, self.dw = sh, sw, ph, pw, dh, dw
         self.G, self.og, self.kg = groups, cout // groups, cg * self.kh * self.kw
         self.hp, self.wp = padded_extent(self.oh, self.ow, self.kh, self.kw, sh, sw, dh, dw)
-        self.dw_shape = (groups, self.og, self.kg)
+        self.dw_shape = (groups, self.kg, self.og)
         self.taps = (self.kh, self.kw, sh, sw, dh, dw, self.wp)
         self.dtype = np.dtype(dtype)
         self.tiles = _tiles(self.N, self.G * self.kg, self.oh, self.ow, self.dtype.itemsize)
 
-    def columns(self, x, tile):
-        """The tile's columns, ``(G, kg, L)``, in this thread's workspace."""
+    def scratch(self, tiles) -> dict:
+        """Flat buffers of this thread's workspace, sized for the largest of ``tiles``."""
         from . import workspace
 
-        n0, nb, y0, ny = tile
-        hrows = (ny - 1) * self.sh + (self.kh - 1) * self.dh + 1
-        xp = workspace.get("conv.tile_x", (self.C * nb * hrows * self.wp,), self.dtype)
-        _load_tile(x, n0, nb, y0 * self.sh, hrows, self.ph, self.pw, self.wp, xp)
-        cols = workspace.get("conv.tile_cols", (self.G * self.kg, nb * ny * self.ow), self.dtype)
-        _tile_columns(xp, nb, hrows * self.wp, 0, *self.taps, ny, self.ow, cols)
-        return cols.reshape(self.G, self.kg, nb * ny * self.ow)
+        L = max(nb * ny * self.ow for _, nb, _, ny in tiles)
+        rows = max(
+            nb * ((ny - 1) * self.sh + (self.kh - 1) * self.dh + 1) for _, nb, _, ny in tiles
+        )
+        nb = max(t[1] for t in tiles)
+        sizes = {
+            "x": self.C * rows * self.wp,
+            "cols": self.G * self.kg * L,
+            "grad": self.G * self.og * L,
+            "dx": self.C * nb * self.hp * self.wp,
+            "dw": self.G * self.kg * self.og,
+        }
+        return {k: workspace.get("conv.tile_" + k, (n,), self.dtype) for k, n in sizes.items()}
 
-    def grad(self, g, tile):
-        """The tile's upstream gradient, ``(G, og, L)``, in this thread's workspace."""
-        from . import workspace
-
+    def columns(self, x, tile, buf):
+        """The tile's columns, ``(G, kg, L)``."""
         n0, nb, y0, ny = tile
-        gt = workspace.get("conv.tile_grad", (self.G * self.og, nb * ny * self.ow), self.dtype)
+        L = nb * ny * self.ow
+        cols = buf["cols"][: self.G * self.kg * L].reshape(self.G * self.kg, L)
+        _columns(x, n0, nb, y0, ny, self.ph, self.pw, *self.taps, self.ow, buf["x"], cols)
+        return cols.reshape(self.G, self.kg, L)
+
+    def grad(self, g, tile, buf):
+        """The tile's upstream gradient, ``(G, og, L)``."""
+        n0, nb, y0, ny = tile
+        L = nb * ny * self.ow
+        gt = buf["grad"][: self.G * self.og * L].reshape(self.G * self.og, L)
         _load_grad_tile(g, n0, nb, y0, ny, gt)
-        return gt.reshape(self.G, self.og, nb * ny * self.ow)
+        return gt.reshape(self.G, self.og, L)
 
     def by_image(self, parts):
-        """The tiles split into ``parts`` runs that never cut an image (each image's input
-        gradient is assembled by one thread)."""
-        images = _split(list(range(self.N)), parts)
-        return [[t for t in self.tiles if run[0] <= t[0] <= run[-1]] for run in images]
+        """The tiles split into at most ``parts`` runs that never cut an image (each image's
+        input gradient is assembled by one thread)."""
+        starts = [i for i, (_, _, y0, _) in enumerate(self.tiles) if y0 == 0]
+        edges = [run[0] for run in _split(starts, parts)] + [len(self.tiles)]
+        return [self.tiles[a:b] for a, b in zip(edges[:-1], edges[1:])]
 
 
 def _threads() -> int:
@@ -389,12 +429,11 @@ def im2col_forward(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out):
     wg = w.reshape(p.G, p.og, p.kg)
 
     def run(tiles):
-        from . import workspace
-
+        buf = p.scratch(tiles)
         for tile in tiles:
             n0, nb, y0, ny = tile
-            cols = p.columns(x, tile)
-            res = workspace.get("conv.tile_out", (p.G, p.og, cols.shape[2]), x.dtype)
+            cols = p.columns(x, tile, buf)
+            res = buf["grad"][: p.G * p.og * cols.shape[2]].reshape(p.G, p.og, -1)
             np.matmul(wg, cols, out=res)
             _store_tile(res.reshape(p.G * p.og, -1), bias, n0, nb, y0, ny, out)
 
@@ -410,14 +449,13 @@ def im2col_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx):
     wt = np.swapaxes(w.reshape(p.G, p.og, p.kg), 1, 2)  # (G, kg, og), a transposed view
 
     def run(tiles):
-        from . import workspace
-
+        buf = p.scratch(tiles)
         for tile in tiles:
             n0, nb, y0, ny = tile
-            gt = p.grad(g, tile)
-            dcols = workspace.get("conv.tile_cols", (p.G, p.kg, gt.shape[2]), dx.dtype)
+            gt = p.grad(g, tile, buf)
+            dcols = buf["cols"][: p.G * p.kg * gt.shape[2]].reshape(p.G, p.kg, -1)
             np.matmul(wt, gt, out=dcols)
-            dxp = workspace.get("conv.tile_dx", (p.C * nb * p.hp * p.wp,), dx.dtype)
+            dxp = buf["dx"][: p.C * nb * p.hp * p.wp]
             if y0 == 0:
                 dxp[:] = 0.0
             flat = dcols.reshape(p.G * p.kg, -1)
@@ -429,7 +467,8 @@ def im2col_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx):
 
 
 def im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out):
-    """``dw_out`` of :func:`im2col_forward`: per tile ``g @ cols^T``, summed into
+    """``dw_out`` of :func:`im2col_forward`: per tile ``cols @ g^T`` (``dW^T``: up to 25 %
+    faster in OpenBLAS than ``g @ cols^T`` on these shapes), summed into
     :data:`WEIGHT_LANES` partials, then the partials in order."""
     p = _Im2col(x.shape, dw_out.shape, g.shape[2:], sh, sw, ph, pw, dh, dw, groups, x.dtype)
     if not p.tiles:
@@ -439,18 +478,18 @@ def im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out):
     lanes = np.empty((len(runs), *p.dw_shape), x.dtype)
 
     def run(lane_ids):
-        from . import workspace
-
+        buf = p.scratch([t for lane in lane_ids for t in runs[lane]])
+        part = buf["dw"].reshape(p.dw_shape)
         for lane in lane_ids:
             for k, tile in enumerate(runs[lane]):
-                cols, gt = p.columns(x, tile), p.grad(g, tile)
-                dst = lanes[lane] if k == 0 else workspace.get("conv.tile_dw", p.dw_shape, x.dtype)
-                np.matmul(gt, np.swapaxes(cols, 1, 2), out=dst)
+                cols, gt = p.columns(x, tile, buf), p.grad(g, tile, buf)
+                dst = lanes[lane] if k == 0 else part
+                np.matmul(cols, np.swapaxes(gt, 1, 2), out=dst)
                 if k:
-                    lanes[lane] += dst
+                    lanes[lane] += part
 
     blas.parallel(run, _split(list(range(len(runs))), _threads()))
-    _add_lanes(lanes.reshape(len(runs), -1), dw_out.reshape(-1))
+    _add_lanes(lanes, dw_out.reshape(p.G, p.og, p.kg))
 
 
 @njit(parallel=True)

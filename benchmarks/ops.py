@@ -149,6 +149,8 @@ CASES = {
     "e": _conv_case(8, 3, 64, 7, 224, stride=2, padding=3, input_grad=False),
     "f": _conv_case(16, 728, 728, 3, 19, padding=1, groups=728),
     "g": _conv_case(16, 256, 256, 3, 14, padding=1, groups=32),
+    "h": _conv_case(128, 32, 64, 3, 26),  # benchmarks.small_nets: mnist_cnn's second conv
+    "i": _conv_case(128, 64, 64, 3, 16, padding=1),  # cifar_cnn's fourth conv
     "pool": _pool_case("max"),
     "avgpool": _pool_case("avg"),
     "bn": _bn_case(56),

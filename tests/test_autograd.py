@@ -117,6 +117,24 @@ def test_import_is_light():
     assert out.stdout.strip() == "[]", out.stdout
 
 
+@pytest.mark.parametrize("preset", [None, "500"])
+def test_import_sets_the_openmp_spin_unless_the_user_did(preset):
+    """OpenMP reads GOMP_SPINCOUNT once, when it loads, possibly before the first kernel (a
+    ``numba.get_num_threads()``): ``import tinycnn`` sets tinycnn's short spin."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if preset:
+        env["GOMP_SPINCOUNT"] = preset
+    code = "import os, tinycnn; print(os.environ['GOMP_SPINCOUNT'])"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == (preset or "10000")
+
+
 @pytest.mark.parametrize(
     "fn",
     [

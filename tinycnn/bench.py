@@ -188,7 +188,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.device != "cpu":
         print(report(bench(_build(args), args.batch_size, args.steps, args.device), ""))
         return 0
-    import numba
+    from .ops.cpu._numba import numba  # tinycnn's threading layer, before the pool starts
 
     before = numba.get_num_threads()
     if args.threads is not None and not 1 <= args.threads <= numba.config.NUMBA_NUM_THREADS:

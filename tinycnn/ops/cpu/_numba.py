@@ -6,8 +6,10 @@ microseconds; its ``workqueue`` layer took ~100 us per launch here (a LeNet-5 st
 against 10.5 ms), so OpenMP comes first when it is available.  After a parallel region OpenMP's
 workers spin before they sleep; ``GOMP_SPINCOUNT`` shortens that to ~10k spins (a few
 microseconds) so they do not hold a core the GEMM that follows needs -- unless the user set
-it.  Both must be chosen before the first parallel kernel starts the pool, which is why every
-kernel module imports ``njit`` from here.  BLAS threading is in ``_blas.py``.
+it; ``import tinycnn`` sets it, since OpenMP reads it once, when it loads.  The layer must be
+chosen before the pool starts (the first parallel kernel, or ``numba.get_num_threads()``),
+which is why every kernel module imports ``njit`` from here, and why code that asks Numba for
+its thread count imports this module first.  BLAS threading is in ``_blas.py``.
 
 Errors: ``error_model="numpy"``.  Numba's default ("python") checks every float division for a
 zero divisor so that it can raise ``ZeroDivisionError``; that branch stops LLVM from vectorising
@@ -31,7 +33,6 @@ from numba.core.caching import FunctionCache
 
 if "NUMBA_THREADING_LAYER" not in os.environ and "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
-os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 # fastmath flags for every kernel: reassociation and contraction (vectorised reductions, FMA)
 # but never 'nnan'/'ninf', so NaN and Inf propagate as the user expects.

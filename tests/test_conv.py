@@ -371,15 +371,51 @@ def _run(x, w, b, **kwargs):
     return [out.numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()]
 
 
+@needs_torch
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize(
+    "x_shape,per_image_min,parts_bytes",
+    [
+        ((3, 8, 16, 16), None, None),  # 256 pixels: per image, as tuned
+        ((3, 8, 5, 5), 1, 1),  # per image, one image per chunk of partial gradients
+        ((3, 8, 5, 5), None, None),  # 25 pixels: transposed to (C, N*H*W), one GEMM
+    ],
+)
+def test_gemm1x1_weight_gradient_paths_match_torch(
+    groups, x_shape, per_image_min, parts_bytes, monkeypatch
+):
+    if per_image_min is not None:
+        monkeypatch.setattr(conv_op, "PER_IMAGE_WEIGHT_MIN", per_image_min)
+        monkeypatch.setattr(conv_op, "PARTS_BYTES", parts_bytes)
+    rng = np.random.default_rng(8)
+    arrays = [rand(rng, *x_shape), rand(rng, 6, 8 // groups, 1, 1), rand(rng, 6)]
+    check_op(
+        lambda x, w, b: F.conv2d(x, w, b, groups=groups),
+        lambda x, w, b: TF.conv2d(x, w, b, groups=groups),
+        arrays,
+        atol=1e-10,
+        rtol=1e-10,
+    )
+
+
 @pytest.mark.parametrize(
     "algo,groups,tiny",
-    [("direct", 1, 0), ("direct", 4, 0), ("im2col", 2, 0), ("im2col", 1, 1), ("gemm1x1", 1, 0)],
+    [
+        ("direct", 1, 0),
+        ("direct", 4, 0),
+        ("im2col", 2, 0),
+        ("im2col", 1, 1),
+        ("gemm1x1", 1, 0),
+        ("gemm1x1", 2, 1),
+    ],
 )
 def test_one_and_two_threads_agree(algo, groups, tiny, monkeypatch):
     """im2col bit for bit (its weight-gradient partials do not depend on the threads), the
-    direct kernels to rounding; ``tiny``: one-row tiles, more of them than lanes."""
+    direct kernels to rounding; ``tiny``: one-row tiles, more of them than lanes (im2col), the
+    per-image weight GEMMs (gemm1x1)."""
     if tiny:
         small_tiles(monkeypatch, rows=True)
+        monkeypatch.setattr(conv_op, "PER_IMAGE_WEIGHT_MIN", 1)
     rng = np.random.default_rng(5)
     k = 1 if algo == "gemm1x1" else 3
     x, w, b = rand(rng, 5, 8, 9, 7), rand(rng, 8, 8 // groups, k, k), rand(rng, 8)
@@ -437,6 +473,8 @@ def test_im2col_tiles_cover_the_output_once():
     covered = [(n0 + b, y0 + y) for n0, nb, y0, ny in big for b in range(nb) for y in range(ny)]
     assert sorted(covered) == [(n, y) for n in range(2) for y in range(224)]
     assert tiles(0, 27, 8, 8, 4) == []
+    # 7x7 images (0.9 MB of columns each): 4 per tile (196 columns), not one of 49
+    assert tiles(8, 4608, 7, 7, 4) == [(0, 4, 0, 7), (4, 4, 0, 7)]
 
 
 @pytest.mark.parametrize("tile_bytes,slab_bytes", [(1, 1), (1, 1 << 30), (8000, 1 << 30)])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tinycnn.functional as F
+from tinycnn.ops import conv as conv_op
 from tinycnn.ops.conv import Conv2d
 from tinycnn.ops.cuda import conv as cuda_conv
 
@@ -64,7 +65,13 @@ def test_im2col_per_image_layout_and_chunks(monkeypatch, groups, per_chunk):
 
 
 @pytest.mark.parametrize("groups", [1, 2])
-def test_gemm1x1(groups):
+@pytest.mark.parametrize("per_image", [False, True])
+def test_gemm1x1(groups, per_image, monkeypatch):
+    """Both weight-gradient paths: transposed to (C, N*H*W), or one GEMM per image summed
+    over chunks of one image."""
+    if per_image:
+        monkeypatch.setattr(conv_op, "PER_IMAGE_WEIGHT_MIN", 1)
+        monkeypatch.setattr(conv_op, "PARTS_BYTES", 1)
     same_on_both(
         lambda x, w, b: F.conv2d(x, w, b, groups=groups),
         [rand(RNG, 2, 4, 3, 3), rand(RNG, 6, 4 // groups, 1, 1), rand(RNG, 6)],

@@ -30,6 +30,11 @@ from .shape import pad
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 ALGORITHMS = ("gemm1x1", "direct", "im2col")
 
+# gemm1x1's weight gradient: one GEMM per image from this many pixels on (Conv2d._gemm1x1_weight),
+# their results summed in chunks of images whose partial gradients take at most PARTS_BYTES
+PER_IMAGE_WEIGHT_MIN = 256
+PARTS_BYTES = 16 << 20
+
 
 def choose_algorithm(x_shape, w_shape, stride, padding, groups) -> str:
     """The algorithm :class:`Conv2d` runs for these shapes (see the module docstring).
@@ -89,7 +94,7 @@ class Conv2d(Function):
         cout, cg = self.w_shape[:2]
         G = self.groups
         gx = B.empty(self.x_shape, self.dtype) if need_x else None
-        gw = B.empty(self.w_shape, self.dtype) if need_w else None
+        gw = B.empty(self.w_shape, self.dtype) if need_w and self.algo != "gemm1x1" else None
         gb = None
         if need_b:
             gb = B.empty((cout,), self.dtype)
@@ -102,7 +107,7 @@ class Conv2d(Function):
                 wt = B.transpose(B.reshape(self.w, (G, og, cg)), (0, 2, 1))
                 K.gemm(wt, B.reshape(g, (N, G, og, H * W)), B.reshape(gx, (N, G, cg, H * W)))
             if need_w:
-                self._gemm1x1_weight(g, gw)
+                gw = self._gemm1x1_weight(g)
             return gx, gw, gb
         direct = self.algo == "direct"
         if need_x:
@@ -113,23 +118,41 @@ class Conv2d(Function):
             backward_weight(self.x, g, *self.geom, G, gw)
         return gx, gw, gb
 
-    def _gemm1x1_weight(self, g, gw):
-        """``gw = sum_n g[n] @ x[n].T`` as one GEMM over the batch-major layouts."""
+    def _gemm1x1_weight(self, g):
+        """``sum_n g[n] @ x[n].T``, ``(C_out, C_in/groups, 1, 1)``.
+
+        Images of at least ``PER_IMAGE_WEIGHT_MIN`` pixels: one GEMM per image (split across
+        threads by image), summed over the images, with no copy of ``g`` or ``x``.  Smaller
+        ones would give GEMMs with a reduction of a few dozen pixels, so ``g`` and ``x`` are
+        transposed to ``(C, N*H*W)`` and one GEMM runs over the whole batch."""
         B = get_backend(self.device)
         K = get_kernels(self.device, "conv")
         WS = get_kernels(self.device, "workspace")
         N, C, H, W = self.x_shape
         cout, cg = self.w_shape[:2]
-        G, hw = self.groups, H * W
+        G, og, hw = self.groups, cout // self.groups, H * W
+        if hw >= PER_IMAGE_WEIGHT_MIN:
+            step = max(1, PARTS_BYTES // (cout * cg * self.dtype.itemsize))
+            total = None
+            for n0 in range(0, N, step):
+                nc = min(N, n0 + step) - n0
+                part = WS.get("conv.dw", (nc, G, og, cg), self.dtype)
+                xt = B.transpose(B.reshape(self.x[n0 : n0 + nc], (nc, G, cg, hw)), (0, 1, 3, 2))
+                K.gemm(B.reshape(g[n0 : n0 + nc], (nc, G, og, hw)), xt, part)
+                part = B.sum(part, axis=0)
+                total = part if total is None else B.add(total, part)
+            return B.reshape(total, self.w_shape)
         gt = WS.get("conv.grad", (cout, N, hw), self.dtype)
         K.nchw_to_cnhw(B.reshape(g, (N, cout, hw)), gt)
         xt = WS.get("conv.cols", (C, N, hw), self.dtype)
         K.nchw_to_cnhw(B.reshape(self.x, (N, C, hw)), xt)
+        gw = B.empty(self.w_shape, self.dtype)
         K.gemm(
-            gt.reshape(G, cout // G, N * hw),
+            gt.reshape(G, og, N * hw),
             B.transpose(xt.reshape(G, cg, N * hw), (0, 2, 1)),
-            B.reshape(gw, (G, cout // G, cg)),
+            B.reshape(gw, (G, og, cg)),
         )
+        return gw
 
 
 # ---------------------------------------------------------------------------- public op

@@ -193,10 +193,15 @@ def _taps_dot2(res0, res1, zero, g0, g1, src, offs, count):
 # exceed SLAB_BYTES is split into slabs of output rows of about TILE_BYTES.
 TILE_BYTES = 1 << 20
 SLAB_BYTES = 4 << 20
-# Partial weight gradients: the tiles are split into at most this many runs of consecutive
+# ... but a tile of small images takes more of them, up to SLAB_BYTES, until it has at least
+# this many columns: the GEMM of one 7x7 image (49 columns) wastes most of a BLAS kernel.
+MIN_TILE_COLS = 256
+# Partial weight gradients: the tiles are split into at most WEIGHT_LANES runs of consecutive
 # tiles, each summed into its own partial, and the partials are added in order; the split does
-# not depend on the thread count, so neither does the result.
+# not depend on the thread count, so neither does the result.  Fewer lanes for large weights
+# (at least 2, for two threads): their partials stay within LANE_BYTES.
 WEIGHT_LANES = 8
+LANE_BYTES = 16 << 20
 UINT = np.uint64  # unsigned loop offsets (see _tile_columns)
 
 
@@ -205,7 +210,10 @@ def _tiles(n, rows, oh, ow, itemsize) -> list[tuple[int, int, int, int]]:
     ``y0 .. y0+ny`` (``nb == 1`` when ``ny < oh``)."""
     image = rows * oh * ow * itemsize
     if image <= SLAB_BYTES:
-        nb = max(1, min(n, TILE_BYTES // max(image, 1)))
+        nb = max(1, TILE_BYTES // max(image, 1))
+        while nb * oh * ow < MIN_TILE_COLS and (nb + 1) * image <= SLAB_BYTES:
+            nb += 1
+        nb = max(1, min(nb, n))
         return [(n0, min(nb, n - n0), 0, oh) for n0 in range(0, n, nb)]
     ny = max(1, min(oh, TILE_BYTES // (rows * ow * itemsize)))
     return [(n0, 1, y0, min(ny, oh - y0)) for n0 in range(n) for y0 in range(0, oh, ny)]
@@ -474,8 +482,11 @@ def im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out):
     if not p.tiles:
         dw_out[...] = 0.0
         return
-    runs = _split(p.tiles, WEIGHT_LANES)
-    lanes = np.empty((len(runs), *p.dw_shape), x.dtype)
+    from . import workspace
+
+    weight_bytes = dw_out.size * dw_out.itemsize
+    runs = _split(p.tiles, max(2, min(WEIGHT_LANES, LANE_BYTES // weight_bytes)))
+    lanes = workspace.get("conv.lanes", (len(runs), *p.dw_shape), x.dtype)
 
     def run(lane_ids):
         buf = p.scratch([t for lane in lane_ids for t in runs[lane]])

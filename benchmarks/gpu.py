@@ -194,13 +194,13 @@ def lenet_case(device: str, smoke: bool) -> list[str]:
     ]
 
 
-def resnet_case(device: str, repeat: int, smoke: bool) -> list[str]:
+def resnet_case(device: str, repeat: int, smoke: bool, batch: int = 32) -> list[str]:
     import torch
 
     from benchmarks import torch_models
     from zoo import resnet50
 
-    batch, size = (2, 64) if smoke else (32, 224)
+    batch, size = (2, 64) if smoke else (batch, 224)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 3, size, size)).astype(np.float32)
     y = rng.integers(0, 1000, batch)
@@ -241,6 +241,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script")
+    parser.add_argument(
+        "--resnet-batch", type=int, default=32, metavar="N", help="ResNet-50 batch (default 32)"
+    )
     args = parser.parse_args(argv)
     try:
         import torch
@@ -280,7 +283,9 @@ def main(argv=None) -> int:
         elif key == "lenet":
             lines = lenet_case(args.device, args.smoke)
         elif key == "resnet50":
-            lines = resnet_case(args.device, max(3, args.repeat // 2), args.smoke)
+            lines = resnet_case(
+                args.device, max(3, args.repeat // 2), args.smoke, args.resnet_batch
+            )
         else:
             parser.error(f"unknown case {key!r}")
         print("\n".join(lines), flush=True)

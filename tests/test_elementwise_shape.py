@@ -212,3 +212,37 @@ def test_tanh_keeps_the_sign_of_zero(dtype, size):
     y = F.tanh(tc.tensor(x)).numpy()
     assert np.signbit(y[0]) and not np.signbit(y[1]) and np.signbit(y[2])
     np.testing.assert_array_equal(y[:3], np.tanh(x[:3]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op,ref", [("add", np.add), ("sub", np.subtract), ("mul", np.multiply)])
+def test_large_binary_ops_run_in_parallel_and_equal_numpy(op, ref, dtype, monkeypatch):
+    """From PARALLEL_MIN values on, same-shape add/sub/mul run on tinycnn's threads: NumPy's
+    result bit for bit, at 1 and 2 threads, with a ragged last slice; the rest stays NumPy."""
+    from tinycnn.ops.cpu import array, elementwise
+
+    calls = []
+    binary = elementwise.binary
+    monkeypatch.setattr(elementwise, "binary", lambda *a: calls.append(a[0]) or binary(*a))
+    rng = np.random.default_rng(2)
+    n = array.PARALLEL_MIN + 77
+    a, b = rng.standard_normal((2, n)).astype(dtype)
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            got = getattr(array, op)(a, b)
+            assert got.dtype == dtype and got.shape == a.shape
+            np.testing.assert_array_equal(got, ref(a, b))
+    finally:
+        numba.set_num_threads(before)
+    assert calls == [op, op]
+    getattr(array, op)(a[:100], b[:100])  # small
+    getattr(array, op)(a, b[:1])  # broadcast
+    getattr(array, op)(a[::2], b[::2])  # not contiguous
+    assert calls == [op, op]
+    tx, ty = tc.tensor(a, requires_grad=True), tc.tensor(b, requires_grad=True)
+    out = {"add": tx + ty, "sub": tx - ty, "mul": tx * ty}[op]
+    out.sum().backward()
+    np.testing.assert_array_equal(out.numpy(), ref(a, b))
+    assert tx.grad is not None and ty.grad is not None

@@ -61,15 +61,47 @@ def contiguous(a) -> np.ndarray:
     return _c(a)
 
 
+# add, sub and mul of at least this many values run on tinycnn's threads (elementwise.py);
+# below it one NumPy thread is as fast (a parallel loop costs a few microseconds)
+PARALLEL_MIN = 1 << 18
+
+
+def _parallel(a, b) -> bool:
+    """Large C-contiguous float32/float64 operands of one shape and dtype: ``elementwise.py``
+    (imported on first use, so small arrays never load Numba)."""
+    return (
+        isinstance(a, np.ndarray)
+        and isinstance(b, np.ndarray)
+        and a.size >= PARALLEL_MIN
+        and a.shape == b.shape
+        and a.dtype == b.dtype
+        and a.dtype in (np.float32, np.float64)
+        and a.flags.c_contiguous
+        and b.flags.c_contiguous
+    )
+
+
 def add(a, b):
+    if _parallel(a, b):
+        from .elementwise import binary
+
+        return binary("add", a, b)
     return np.add(a, b)
 
 
 def sub(a, b):
+    if _parallel(a, b):
+        from .elementwise import binary
+
+        return binary("sub", a, b)
     return np.subtract(a, b)
 
 
 def mul(a, b):
+    if _parallel(a, b):
+        from .elementwise import binary
+
+        return binary("mul", a, b)
     return np.multiply(a, b)
 
 

@@ -219,11 +219,11 @@ def test_tanh_keeps_the_sign_of_zero(dtype, size):
 def test_large_binary_ops_run_in_parallel_and_equal_numpy(op, ref, dtype, monkeypatch):
     """From PARALLEL_MIN values on, same-shape add/sub/mul run on tinycnn's threads: NumPy's
     result bit for bit, at 1 and 2 threads, with a ragged last slice; the rest stays NumPy."""
-    from tinycnn.ops.cpu import array, elementwise
+    from tinycnn.ops.cpu import _binary, array
 
     calls = []
-    binary = elementwise.binary
-    monkeypatch.setattr(elementwise, "binary", lambda *a: calls.append(a[0]) or binary(*a))
+    binary = _binary.binary
+    monkeypatch.setattr(_binary, "binary", lambda *a: calls.append(a[0]) or binary(*a))
     rng = np.random.default_rng(2)
     n = array.PARALLEL_MIN + 77
     a, b = rng.standard_normal((2, n)).astype(dtype)

@@ -61,13 +61,13 @@ def contiguous(a) -> np.ndarray:
     return _c(a)
 
 
-# add, sub and mul of at least this many values run on tinycnn's threads (elementwise.py);
+# add, sub and mul of at least this many values run on tinycnn's threads (_binary.py);
 # below it one NumPy thread is as fast (a parallel loop costs a few microseconds)
 PARALLEL_MIN = 1 << 18
 
 
 def _parallel(a, b) -> bool:
-    """Large C-contiguous float32/float64 operands of one shape and dtype: ``elementwise.py``
+    """Large C-contiguous float32/float64 operands of one shape and dtype: ``_binary.py``
     (imported on first use, so small arrays never load Numba)."""
     return (
         isinstance(a, np.ndarray)
@@ -83,7 +83,7 @@ def _parallel(a, b) -> bool:
 
 def add(a, b):
     if _parallel(a, b):
-        from .elementwise import binary
+        from ._binary import binary
 
         return binary("add", a, b)
     return np.add(a, b)
@@ -91,7 +91,7 @@ def add(a, b):
 
 def sub(a, b):
     if _parallel(a, b):
-        from .elementwise import binary
+        from ._binary import binary
 
         return binary("sub", a, b)
     return np.subtract(a, b)
@@ -99,7 +99,7 @@ def sub(a, b):
 
 def mul(a, b):
     if _parallel(a, b):
-        from .elementwise import binary
+        from ._binary import binary
 
         return binary("mul", a, b)
     return np.multiply(a, b)

@@ -14,18 +14,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 
-from benchmarks.ops import _interleaved  # first: sets the thread variables before NumPy loads
-
-
-def _timed(fn):
-    def once() -> float:
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-
-    return once
+from benchmarks.ops import (
+    _interleaved,
+    timed,
+)  # first: sets the thread variables before NumPy loads
 
 
 def main(argv=None) -> int:
@@ -86,7 +79,7 @@ def main(argv=None) -> int:
     )
     print(f"{'kernel':<22} {'tinycnn (us)':>12} {'torch (us)':>11} {'ratio':>6}")
     for name, mine, theirs in rows:
-        times = _interleaved([_timed(mine), _timed(theirs)], args.repeat, warmup=3, block=20)
+        times = _interleaved([timed(mine), timed(theirs)], args.repeat, warmup=3, block=20)
         a, b = (statistics.median(t) * 1e6 for t in times)
         print(f"{name:<22} {a:12.1f} {b:11.1f} {a / b:6.2f}")
     return 0

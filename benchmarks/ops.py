@@ -179,6 +179,17 @@ def _runner(fn: Callable, zero: list, backward: bool, lib: str) -> Callable[[], 
     return once
 
 
+def timed(fn: Callable) -> Callable[[], float]:
+    """A runner for :func:`_interleaved`: one call of ``fn``, in seconds."""
+
+    def once() -> float:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    return once
+
+
 def _interleaved(runners: list, repeat: int, warmup: int, block: int = 5) -> list[list[float]]:
     """Time the runners in blocks (A A A B B B C C C A A A ...), so that a load spike from other
     processes hits all of them alike while each library runs back to back, as in a training

@@ -25,7 +25,10 @@ import statistics
 import sys
 import time
 
-from benchmarks.ops import _interleaved  # first: sets the thread variables before NumPy loads
+from benchmarks.ops import (
+    _interleaved,
+    timed,
+)  # first: sets the thread variables before NumPy loads
 
 NETS = {
     "mnist_cnn": (
@@ -151,15 +154,6 @@ def steps(name: str, batch: int, seed: int = 0):
     return ours_step, torch_step, diff
 
 
-def _timed(fn):
-    def once() -> float:
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-
-    return once
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nets", default=",".join(NETS), help="comma list of " + ", ".join(NETS))
@@ -187,7 +181,7 @@ def main(argv=None) -> int:
         ours()  # compiles the kernels, or loads them from Numba's cache
         first = time.perf_counter() - t0
         theirs()
-        times = _interleaved([_timed(ours), _timed(theirs)], args.repeat, warmup=1)
+        times = _interleaved([timed(ours), timed(theirs)], args.repeat, warmup=1)
         a, b = statistics.median(times[0]), statistics.median(times[1])
         print(f"{name:<10} {a * 1e3:9.2f} {b * 1e3:9.2f} {a / b:6.2f}  {first:8.2f} s  {diff:.1e}")
         sys.stdout.flush()

@@ -19,41 +19,30 @@ from ._numba import njit, prange
 CHUNKS = 64
 
 
+OPS = {"add": 0, "sub": 1, "mul": 2}
+
+
 @njit(parallel=True)
-def _add(a, b, out):
+def _binary(a, b, out, op):
+    """``out = a (op) b`` on flat arrays; ``op`` is loop-invariant, so each slice runs one
+    vectorised loop."""
     n = a.size
     for c in prange(CHUNKS):
         lo, hi = c * n // CHUNKS, (c + 1) * n // CHUNKS
         x, y, o = a[lo:hi], b[lo:hi], out[lo:hi]
-        for i in range(hi - lo):
-            o[i] = x[i] + y[i]
-
-
-@njit(parallel=True)
-def _sub(a, b, out):
-    n = a.size
-    for c in prange(CHUNKS):
-        lo, hi = c * n // CHUNKS, (c + 1) * n // CHUNKS
-        x, y, o = a[lo:hi], b[lo:hi], out[lo:hi]
-        for i in range(hi - lo):
-            o[i] = x[i] - y[i]
-
-
-@njit(parallel=True)
-def _mul(a, b, out):
-    n = a.size
-    for c in prange(CHUNKS):
-        lo, hi = c * n // CHUNKS, (c + 1) * n // CHUNKS
-        x, y, o = a[lo:hi], b[lo:hi], out[lo:hi]
-        for i in range(hi - lo):
-            o[i] = x[i] * y[i]
-
-
-KERNELS = {"add": _add, "sub": _sub, "mul": _mul}
+        if op == 0:
+            for i in range(hi - lo):
+                o[i] = x[i] + y[i]
+        elif op == 1:
+            for i in range(hi - lo):
+                o[i] = x[i] - y[i]
+        else:
+            for i in range(hi - lo):
+                o[i] = x[i] * y[i]
 
 
 def binary(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a (op) b`` for C-contiguous float arrays of one shape and dtype."""
     out = np.empty_like(a)
-    KERNELS[name](a.reshape(-1), b.reshape(-1), out.reshape(-1))
+    _binary(a.reshape(-1), b.reshape(-1), out.reshape(-1), OPS[name])
     return out

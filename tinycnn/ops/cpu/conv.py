@@ -245,9 +245,10 @@ def _load_tile(x, n0, nb, r0, hrows, ph, pw, wp, xp):
 
 
 @njit
-def _tile_columns(xp, nb, plane, row0, kh, kw, sh, sw, dh, dw, wp, ny, ow, cols):
+def _tile_columns(xp, nb, plane, row0, kh, kw, sh, sw, dh, dw, wp, ny, ow, cols, adjoint):
     """``cols[r, (b*ny + y)*ow + z] = xp[c, b, row0 + y*sh + i*dh, z*sw + j*dw]`` for the row
-    ``r = (c*kh + i)*kw + j``: the tile's column matrix, ``(C*kh*kw, nb*ny*ow)``.
+    ``r = (c*kh + i)*kw + j``: the tile's column matrix, ``(C*kh*kw, nb*ny*ow)``.  With
+    ``adjoint`` the reverse (col2im): ``xp`` += every column at its receptive field.
 
     The offsets inside a row are unsigned (``UINT``): Numba then drops its negative-index
     wrap-around, and the short copies vectorise (2x faster than signed offsets)."""
@@ -257,16 +258,22 @@ def _tile_columns(xp, nb, plane, row0, kh, kw, sh, sw, dh, dw, wp, ny, ow, cols)
         i = (r // kw) % kh
         c = r // (kw * kh)
         for b in range(nb):
-            src = xp[(c * nb + b) * plane + (row0 + i * dh) * wp + j * dw :]
-            dst = cols[r, b * ny * ow :]
+            img = xp[(c * nb + b) * plane + (row0 + i * dh) * wp + j * dw :]
+            col = cols[r, b * ny * ow :]
             for y in range(UINT(ny)):
-                so, do = y * u_pitch, y * u_ow
-                if sw == 1:
+                si, sc = y * u_pitch, y * u_ow
+                if adjoint and sw == 1:
                     for t in range(u_ow):
-                        dst[do + t] = src[so + t]
+                        img[si + t] += col[sc + t]
+                elif adjoint:
+                    for t in range(u_ow):
+                        img[si + t * u_sw] += col[sc + t]
+                elif sw == 1:
+                    for t in range(u_ow):
+                        col[sc + t] = img[si + t]
                 else:
                     for t in range(u_ow):
-                        dst[do + t] = src[so + t * u_sw]
+                        col[sc + t] = img[si + t * u_sw]
 
 
 @njit
@@ -275,28 +282,7 @@ def _columns(x, n0, nb, y0, ny, ph, pw, kh, kw, sh, sw, dh, dw, wp, ow, xp, cols
     its padded input rows into ``xp``, then :func:`_tile_columns`."""
     hrows = (ny - 1) * sh + (kh - 1) * dh + 1
     _load_tile(x, n0, nb, y0 * sh, hrows, ph, pw, wp, xp[: x.shape[1] * nb * hrows * wp])
-    _tile_columns(xp, nb, hrows * wp, 0, kh, kw, sh, sw, dh, dw, wp, ny, ow, cols)
-
-
-@njit
-def _add_tile_columns(cols, nb, plane, row0, kh, kw, sh, sw, dh, dw, wp, ny, ow, dxp):
-    """The adjoint of :func:`_tile_columns`: ``dxp`` += every column at its receptive field."""
-    u_ow, u_pitch, u_sw = UINT(ow), UINT(sh * wp), UINT(sw)
-    for r in range(cols.shape[0]):
-        j = r % kw
-        i = (r // kw) % kh
-        c = r // (kw * kh)
-        for b in range(nb):
-            dst = dxp[(c * nb + b) * plane + (row0 + i * dh) * wp + j * dw :]
-            src = cols[r, b * ny * ow :]
-            for y in range(UINT(ny)):
-                do, so = y * u_pitch, y * u_ow
-                if sw == 1:
-                    for t in range(u_ow):
-                        dst[do + t] += src[so + t]
-                else:
-                    for t in range(u_ow):
-                        dst[do + t * u_sw] += src[so + t]
+    _tile_columns(xp, nb, hrows * wp, 0, kh, kw, sh, sw, dh, dw, wp, ny, ow, cols, False)
 
 
 @njit
@@ -467,7 +453,7 @@ def im2col_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx):
             if y0 == 0:
                 dxp[:] = 0.0
             flat = dcols.reshape(p.G * p.kg, -1)
-            _add_tile_columns(flat, nb, p.hp * p.wp, y0 * sh, *p.taps, ny, p.ow, dxp)
+            _tile_columns(dxp, nb, p.hp * p.wp, y0 * sh, *p.taps, ny, p.ow, flat, True)
             if y0 + ny == p.oh:
                 _crop_tile(dxp, n0, nb, p.hp, p.wp, ph, pw, dx)
 

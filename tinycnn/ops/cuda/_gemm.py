@@ -6,7 +6,8 @@ broadcast (batch stride 0) cost no copy.  A block computes a ``GEMM_BM x GEMM_BN
 it stages ``GEMM_BK``-deep slices of A and B in shared memory, and each of its threads keeps a
 ``GEMM_TM x GEMM_TN`` block of C in registers.  Thread (tx, ty) owns rows ``ty + i * TY`` and
 columns ``tx + j * TX``: a warp then reads consecutive shared-memory words (no bank conflicts)
-and writes consecutive columns of C (coalesced stores).
+and writes consecutive columns of C (coalesced stores).  The A tile is held transposed, with a
+padded row (``GEMM_A_PAD``) so that the threads storing one row of A hit different banks.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from __future__ import annotations
 from numba import cuda
 
 from ._cuda import each, kernel
-from .config import GEMM_BK, GEMM_BM, GEMM_BN, GEMM_TM, GEMM_TN
+from .config import GEMM_A_PAD, GEMM_BK, GEMM_BM, GEMM_BN, GEMM_TM, GEMM_TN
 
 TX = GEMM_BN // GEMM_TN  # threads along columns
 TY = GEMM_BM // GEMM_TM  # threads along rows
 NT = TX * TY
+A_COLS = GEMM_BM + GEMM_A_PAD  # the A tile's padded row (see config.py)
 A_LOADS = GEMM_BM * GEMM_BK // NT
 B_LOADS = GEMM_BK * GEMM_BN // NT
 assert A_LOADS * NT == GEMM_BM * GEMM_BK and B_LOADS * NT == GEMM_BK * GEMM_BN
@@ -36,7 +38,7 @@ def gemm(a, b, c, batch, inner_batch, m, n, k, sa, sb):
     ``sa[0], sa[1]`` (``sb[0], sb[1]``): two broadcast batch levels (e.g. a (G, M, K) weight
     against (N, G, K, L) images) cost no copy; ``sa[2], sa[3]`` are the row and column strides.
     """
-    a_tile = cuda.shared.array((GEMM_BK, GEMM_BM), a.dtype)
+    a_tile = cuda.shared.array((GEMM_BK, A_COLS), a.dtype)
     b_tile = cuda.shared.array((GEMM_BK, GEMM_BN), a.dtype)
     acc = cuda.local.array((GEMM_TM, GEMM_TN), a.dtype)
     a_reg = cuda.local.array(GEMM_TM, a.dtype)

@@ -34,6 +34,10 @@ GEMM_BN = 64
 GEMM_BK = 16
 GEMM_TM = 4
 GEMM_TN = 4
+# the A tile is stored transposed, (BK, BM): the 16 threads that load one row of A write 16
+# values BM words apart, all in one of the 32 shared-memory banks (a 16-way conflict).  One
+# word of padding per row of the tile puts them in 16 different banks.
+GEMM_A_PAD = 1
 
 # strided gather/scatter kernels take shapes and strides padded to this many dimensions
 MAX_DIMS = 6

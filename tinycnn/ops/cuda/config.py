@@ -2,8 +2,8 @@
 
 Block sizes are chosen for any GPU from sm_60 on: 256 threads fill a warp scheduler without
 limiting occupancy through registers; the GEMM tile (64 x 64 outputs, 16-deep K slices,
-16 x 16 threads computing 4 x 4 outputs each) needs 8.1 KiB (float32) / 16.1 KiB (float64) of shared
-memory per block, so several blocks fit on every SM.
+16 x 16 threads computing 4 x 4 outputs each) needs 8.1 KiB (float32) / 16.1 KiB (float64) of
+shared memory per block, so several blocks fit on every SM.
 """
 
 from __future__ import annotations

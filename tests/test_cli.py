@@ -157,9 +157,10 @@ def _lazy_run(args):
     return 7
 
 
-def test_module_entry_point_runs():
+@pytest.mark.parametrize("module", ["tinycnn", "tinycnn.cli"])
+def test_module_entry_point_runs(module):
     proc = subprocess.run(
-        [sys.executable, "-m", "tinycnn.cli", "--help"],
+        [sys.executable, "-m", module, "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -225,19 +225,20 @@ def _split(items: list, parts: int) -> list[list]:
 
 
 @njit
-def _load_tile(x, n0, nb, r0, hrows, ph, pw, wp, xp):
-    """Zero-padded rows ``r0 .. r0+hrows`` (padded coordinates) of images ``n0 .. n0+nb``, every
-    channel, into ``xp`` laid out as ``(C, nb, hrows, wp)``; what the output never reads is cut."""
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    xp[:] = 0.0
+def _load_block(x, n0, bn, c0, cg, r0, hrows, ph, pw, wp, cstride, xp):
+    """Padded rows ``r0 .. r0+hrows`` of images ``n0 .. n0+bn``, channels ``c0 .. c0+cg``, into
+    the zeroed ``xp``: row ``r`` of image ``b`` of channel ``c`` at
+    ``c*cstride + (b*hrows + r)*wp``; what the output never reads is cut.  The direct kernels
+    load whole padded images (``r0 = 0, hrows = hp``), an im2col tile its slab of rows."""
+    H, W = x.shape[2], x.shape[3]
     lo, hi = max(0, r0 - ph), min(H, r0 + hrows - ph)
     if hi <= lo or wp <= pw:
         return
     u_cols, u_wp, u_w = UINT(min(W, wp - pw)), UINT(wp), UINT(W)
-    for c in range(C):
-        for b in range(nb):
-            dst = xp[((c * nb + b) * hrows + lo + ph - r0) * wp + pw :]
-            src = x[n0 + b, c].reshape(-1)[lo * W :]
+    for c in range(cg):
+        for b in range(bn):
+            dst = xp[c * cstride + (b * hrows + lo + ph - r0) * wp + pw :]
+            src = x[n0 + b, c0 + c].reshape(-1)[lo * W :]
             for y in range(UINT(hi - lo)):
                 do, so = y * u_wp, y * u_w
                 for t in range(u_cols):
@@ -279,9 +280,11 @@ def _tile_columns(xp, nb, plane, row0, kh, kw, sh, sw, dh, dw, wp, ny, ow, cols,
 @njit
 def _columns(x, n0, nb, y0, ny, ph, pw, kh, kw, sh, sw, dh, dw, wp, ow, xp, cols):
     """The columns of the tile (images ``n0 .. n0+nb``, output rows ``y0 .. y0+ny``) of ``x``:
-    its padded input rows into ``xp``, then :func:`_tile_columns`."""
-    hrows = (ny - 1) * sh + (kh - 1) * dh + 1
-    _load_tile(x, n0, nb, y0 * sh, hrows, ph, pw, wp, xp[: x.shape[1] * nb * hrows * wp])
+    its padded input rows into ``xp`` (``(C, nb, hrows, wp)``), then :func:`_tile_columns`."""
+    C = x.shape[1]
+    hrows = padded_extent(ny, ow, kh, kw, sh, sw, dh, dw)[0]
+    xp[: C * nb * hrows * wp] = 0.0
+    _load_block(x, n0, nb, 0, C, y0 * sh, hrows, ph, pw, wp, nb * hrows * wp, xp)
     _tile_columns(xp, nb, hrows * wp, 0, kh, kw, sh, sw, dh, dw, wp, ny, ow, cols, False)
 
 
@@ -362,7 +365,8 @@ class _Im2col:
         self.oh, self.ow = (int(s) for s in out_hw)
         self.sh, self.sw, self.ph, self.pw, self.dh, self.dw = sh, sw, ph, pw, dh, dw
         self.G, self.og, self.kg = groups, cout // groups, cg * self.kh * self.kw
-        self.hp, self.wp = padded_extent(self.oh, self.ow, self.kh, self.kw, sh, sw, dh, dw)
+        self.extent = (self.kh, self.kw, sh, sw, dh, dw)  # padded_extent's kernel arguments
+        self.hp, self.wp = padded_extent(self.oh, self.ow, *self.extent)
         self.dw_shape = (groups, self.kg, self.og)
         self.taps = (self.kh, self.kw, sh, sw, dh, dw, self.wp)
         self.dtype = np.dtype(dtype)
@@ -373,9 +377,7 @@ class _Im2col:
         from . import workspace
 
         L = max(nb * ny * self.ow for _, nb, _, ny in tiles)
-        rows = max(
-            nb * ((ny - 1) * self.sh + (self.kh - 1) * self.dh + 1) for _, nb, _, ny in tiles
-        )
+        rows = max(nb * padded_extent(ny, self.ow, *self.extent)[0] for _, nb, _, ny in tiles)
         nb = max(t[1] for t in tiles)
         sizes = {
             "x": self.C * rows * self.wp,
@@ -567,22 +569,6 @@ def _round(count):
 
 
 @njit
-def _load_block(x, n0, bn, c0, cg, ph, pw, hp, wp, cstride, xp):
-    """Images ``n0 .. n0+bn``, channels ``c0 .. c0+cg`` into the zeroed ``xp``: image ``b`` of
-    channel ``c`` at ``c*cstride + b*hp*wp``, padded; what the output never reads is cut."""
-    H, W = x.shape[2], x.shape[3]
-    cols = min(W, wp - pw)
-    for c in range(cg):
-        for b in range(bn):
-            base = c * cstride + b * hp * wp
-            for iy in range(min(H, hp - ph)):
-                dst = xp[base + (iy + ph) * wp + pw :]
-                src = x[n0 + b, c0 + c, iy]
-                for t in range(cols):
-                    dst[t] = src[t]
-
-
-@njit
 def _load_grad_block(g, n0, bn, o, wp, plane, dst):
     """Upstream gradient of channel ``o``, images ``n0 .. n0+bn``, on the wide grid (image
     ``b`` at ``b*plane``), zero everywhere else in ``dst``."""
@@ -640,7 +626,7 @@ def _forward(x, w, bias, sh, sw, ph, pw, dh, dw, groups, nthreads, out):
             g = task % groups
             bn = min(B, N - n0)
             xp[:] = 0.0
-            _load_block(x, n0, bn, g * cg, cg, ph, pw, hp, wp, cstride, xp)
+            _load_block(x, n0, bn, g * cg, cg, 0, hp, ph, pw, wp, cstride, xp)
             count = _round((bn - 1) * plane + wide) if unit else OH * OW
             for o in range(g * og, (g + 1) * og, 2):
                 pair = o + 1 < (g + 1) * og
@@ -771,7 +757,7 @@ def _backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, nchunks, dw_out):
             count = _round((bn - 1) * plane + wide)
             for gi in range(groups):
                 xp[:] = 0.0
-                _load_block(x, n0, bn, gi * cg, cg, ph, pw, hp, wp, cstride, xp)
+                _load_block(x, n0, bn, gi * cg, cg, 0, hp, ph, pw, wp, cstride, xp)
                 if unit:  # output channels in pairs: each loaded input feeds two sums
                     for o in range(gi * og, (gi + 1) * og, 2):
                         _load_grad_block(g, n0, bn, o, wp, plane, gw[0])

@@ -133,13 +133,5 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     threads = numba.get_num_threads()
     flops = 2.0 * out.size * a.shape[-1]
     blocks = _blocks(a, b, out, threads) if threads > 1 and flops >= SPLIT_MIN_FLOPS else None
-    with _SingleThreadedBlas():
-        if blocks is None:
-            np.matmul(a, b, out=out)
-            return out
-        pool = _workers(threads - 1)
-        pending = [pool.submit(np.matmul, *blk[:2], out=blk[2]) for blk in blocks[1:]]
-        np.matmul(*blocks[0][:2], out=blocks[0][2])
-        for p in pending:
-            p.result()
+    parallel(lambda blk: np.matmul(blk[0], blk[1], out=blk[2]), blocks or [(a, b, out)])
     return out

@@ -455,11 +455,13 @@ def im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out) -> None
     for k, (n0, n1) in enumerate(p.chunks):
         nc = n1 - n0
         cols, gt = p.columns(x, n0, n1), p.grad(g, n0, n1)
-        if p.per_image:
+        if p.per_image:  # one part per image, summed by _add_weight_part
+            nparts = nc
             part = workspace.get("conv.dw", (nc, p.G, p.kg, p.og), x.dtype)
             gemm(cols, permuted_view(gt, (0, 1, 3, 2)), part)
         else:
-            nc = 1
+            nparts = 1
             part = workspace.get("conv.dw", (p.G, p.kg, p.og), x.dtype)
             gemm(cols, permuted_view(gt, (0, 2, 1)), part)
-        _go(_add_weight_part, dw_out.size, _flat(part), flat_dw, nc, p.G, p.kg, p.og, int(k > 0))
+        args = (_flat(part), flat_dw, nparts, p.G, p.kg, p.og, int(k > 0))
+        _go(_add_weight_part, dw_out.size, *args)

@@ -7,6 +7,4 @@ import numpy as np
 
 from .._workspace import Workspace
 
-get, take, give, nbytes, clear = Workspace(
-    lambda shape, dtype: np.empty(shape, dtype=dtype)
-).functions()
+get, nbytes, clear = Workspace(lambda shape, dtype: np.empty(shape, dtype=dtype)).functions()

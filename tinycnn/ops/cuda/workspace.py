@@ -8,6 +8,6 @@ from numba import cuda
 
 from .._workspace import Workspace
 
-get, take, give, nbytes, clear = Workspace(
+get, nbytes, clear = Workspace(
     lambda shape, dtype: cuda.device_array(shape, dtype=dtype)
 ).functions()

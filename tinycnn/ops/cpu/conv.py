@@ -376,9 +376,10 @@ class _Im2col:
         """Flat buffers of this thread's workspace, sized for the largest of ``tiles``."""
         from . import workspace
 
-        L = max(nb * ny * self.ow for _, nb, _, ny in tiles)
-        rows = max(nb * padded_extent(ny, self.ow, *self.extent)[0] for _, nb, _, ny in tiles)
-        nb = max(t[1] for t in tiles)
+        shapes = {(nb, ny) for _, nb, _, ny in tiles}  # one or two: padded_extent once each
+        L = max(nb * ny * self.ow for nb, ny in shapes)
+        rows = max(nb * padded_extent(ny, self.ow, *self.extent)[0] for nb, ny in shapes)
+        nb = max(nb for nb, _ in shapes)
         sizes = {
             "x": self.C * rows * self.wp,
             "cols": self.G * self.kg * L,

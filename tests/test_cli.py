@@ -31,7 +31,9 @@ NOT_A_MODEL = 42
 
 
 def test_summary_and_explain(capsys):
+    state = tc.random.get_state()
     assert cli.main(["summary", "tests.test_cli:tiny"]) == 0
+    assert tc.random.get_state() == state  # a view draws no weights (shapes_only)
     out = capsys.readouterr().out
     assert 'Model: "tiny"' in out and "Total params: 235" in out
     assert cli.main(["summary", "tests.test_cli:tiny", "--depth", "0"]) == 0

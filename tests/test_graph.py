@@ -456,3 +456,22 @@ def test_activation_and_regularizer_registries():
     reg = tc.regularizers.l1_l2(0.5, 0.25)
     w = tc.tensor(np.array([-1.0, 2.0], np.float32))
     assert reg(w).item() == pytest.approx(0.5 * 3 + 0.25 * 5)
+
+
+def test_shapes_only_builds_zero_weights_and_restores():
+    from tinycnn.graph.layer import shapes_only
+
+    clear_session()
+    state = tc.random.get_state()
+    with shapes_only():
+        with shapes_only():
+            pass
+        inp = tc.Input((3, 8, 8))  # nested exit restores the outer "on", not "off"
+        m = tc.Model(inp, L.Dense(4)(L.Flatten()(L.Conv2D(5, 3)(inp))))
+        with pytest.raises(ValueError, match="unknown name 'nope'"):
+            L.Dense(2, kernel_initializer="nope")
+    assert tc.random.get_state() == state  # nothing was drawn
+    assert m.count_params() == (3 * 9 + 1) * 5 + (5 * 36 + 1) * 4
+    assert all(not w.numpy().any() for w in m.weights)
+    drawn = L.Dense(4)(L.Flatten()(inp))  # outside again: initializers run
+    assert drawn.node.layer.kernel.numpy().any()

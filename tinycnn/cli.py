@@ -123,6 +123,14 @@ def _build(args: argparse.Namespace):
     return load_model(args.model, args.input_shape, args.num_classes)
 
 
+def _build_view(args: argparse.Namespace):
+    """MODEL for a command that only looks at it: its weights are not drawn."""
+    from .graph.layer import shapes_only
+
+    with shapes_only():
+        return _build(args)
+
+
 # ---------------------------------------------------------------------------------- zoo
 def _zoo_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--names", action="store_true", help="print the names only")
@@ -130,6 +138,7 @@ def _zoo_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_zoo(args: argparse.Namespace) -> int:
     """List the zoo: input, output, parameters, MACs, and the paper's year."""
+    from .graph.layer import shapes_only
     from .graph.naming import clear_session
     from .graph.summary import human_count
 
@@ -146,7 +155,8 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     rows = []
     for name, builder in models.items():
         clear_session()
-        model = builder()
+        with shapes_only():
+            model = builder()
         macs = model.macs(model.input_shape, model.output_shape)
         paper = papers.get(name)
         rows.append(
@@ -190,12 +200,12 @@ def _summary_args(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    _build(args).summary(depth=args.depth, line_length=args.line_length)
+    _build_view(args).summary(depth=args.depth, line_length=args.line_length)
     return 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    _build(args).explain()
+    _build_view(args).explain()
     return 0
 
 
@@ -247,7 +257,7 @@ def _draw_args(parser: argparse.ArgumentParser) -> None:
 def cmd_draw(args: argparse.Namespace) -> int:
     from .graph.render import draw
 
-    model = _build(args)
+    model = _build_view(args)
     path = draw(
         model,
         args.output or f"{model.name}.svg",

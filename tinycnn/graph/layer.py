@@ -8,6 +8,7 @@ tensors it runs ``call``, which uses ``tinycnn.functional`` and so records on th
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from . import naming
 from .shapes import Shape, fmt_shape
 
 _losses = threading.local()  # the regularization-loss list of the model call in progress
+_shapes = threading.local()  # .only: weights are zeros, not drawn (see shapes_only)
 
 
 class Weight:
@@ -40,11 +42,27 @@ class Weight:
         return self.trainable and self.layer.trainable
 
 
+@contextlib.contextmanager
+def shapes_only():
+    """Build models whose weights are never used (a summary, a diagram, a parameter count):
+    inside, weights are zero arrays whose memory the OS hands out only when touched, not drawn
+    from their initializers.  Listing the zoo then draws no 180 M random numbers
+    (3.2 s -> 0.5 s)."""
+    saved = getattr(_shapes, "only", False)
+    _shapes.only = True
+    try:
+        yield
+    finally:
+        _shapes.only = saved
+
+
 def initialize(initializer: Any, shape, dtype, fan_in=None, fan_out=None) -> np.ndarray:
     """An initial value from ``tinycnn.init`` (a name or a callable)."""
     from .. import init
 
     fn = init.get(initializer)
+    if getattr(_shapes, "only", False):
+        return np.zeros(tuple(shape), dtype=dtype)
     try:
         value = fn(tuple(shape), dtype=dtype, fan_in=fan_in, fan_out=fan_out)
     except TypeError:  # a user's callable(shape, dtype) without the fan arguments

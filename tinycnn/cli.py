@@ -204,8 +204,18 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain_args(parser: argparse.ArgumentParser) -> None:
+    _model_args(parser)
+    parser.add_argument(
+        "--receptive-field",
+        "--rf",
+        action="store_true",
+        help="also give each layer's receptive field and jump, with the formula",
+    )
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
-    _build_view(args).explain()
+    _build_view(args).explain(receptive_field=args.receptive_field)
     return 0
 
 
@@ -279,7 +289,7 @@ COMMANDS: dict[str, Command] = {
     "zoo": Command("list the zoo models with parameters, MACs and input shape", _zoo_args, cmd_zoo),
     "summary": Command("print a Keras-style summary table of MODEL", _summary_args, cmd_summary),
     "explain": Command(
-        "walk through every layer's output-size arithmetic", _model_args, cmd_explain
+        "walk through every layer's output-size arithmetic", _explain_args, cmd_explain
     ),
     "draw": Command("draw MODEL's architecture diagram with Graphviz", _draw_args, cmd_draw),
     "train": Command(

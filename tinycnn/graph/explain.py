@@ -151,11 +151,28 @@ def explain_node(layer, in_shapes, out_shapes, last_in: bool, last_out: bool) ->
     return f"{label}: {', '.join(hwc(s, last_in) for s in ins)} → {shape_out}"
 
 
+def _field_text(field, previous) -> str:
+    """The receptive-field column of one line: the field, and how this layer changed it."""
+    if field.size is None and previous is not None and previous.size is None:
+        return ""  # already global: nothing more to say
+    text = field.text()
+    return f" | {text}: {field.formula}" if field.formula else f" | {text}"
+
+
 def explain(
-    model, print_fn: Callable[[str], None] | None = None, return_string: bool = False
+    model,
+    print_fn: Callable[[str], None] | None = None,
+    return_string: bool = False,
+    receptive_field: bool = False,
 ) -> str | None:
-    """The seed's dimension walk-through of every layer of ``model`` (printed or returned)."""
+    """The seed's dimension walk-through of every layer of ``model`` (printed or returned);
+    with ``receptive_field``, each line also gives the receptive field of the layer's output
+    pixels and how it grew (see :mod:`tinycnn.graph.receptive`)."""
     g = model.graph
+    if receptive_field:
+        from .receptive import receptive_fields
+
+        fields = receptive_fields(model)
     layout: dict[int, bool] = {}  # node -> its output is channels-last
     rows = []
     for n in g:
@@ -168,22 +185,47 @@ def explain(
         if type(layer).__name__ in ("Flatten", "Dense", "GlobalAveragePooling2D"):
             last_out = last_out and len(d["output_shapes"][0]) == 4
         layout[n] = last_out
-        rows.append(
-            (
-                d["name"],
-                explain_node(layer, d["input_shapes"], d["output_shapes"], last_in, last_out),
-            )
-        )
+        text = explain_node(layer, d["input_shapes"], d["output_shapes"], last_in, last_out)
+        if receptive_field:
+            text += _field_text(fields[n], fields[preds[0]] if preds else None)
+        rows.append((d["name"], text))
     width = min(max(len(name) for name, _ in rows), 40)
-    lines = [
+    head = (
         f'Model "{model.name}": dimension walk-through (one sample, height×width×channels; '
-        "W2 = (W1 − F + 2P)/S + 1)",
-    ]
+        "W2 = (W1 − F + 2P)/S + 1"
+    )
+    if receptive_field:
+        head += "; receptive field r = r + d·(F − 1)·j, jump j = j·S, from r = j = 1"
+    lines = [head + ")"]
     lines += [f"{name:<{width}}  {text}" for name, text in rows]
     total = model.count_params()
     lines.append(f"Total: {total:,} parameters")
+    if receptive_field:
+        lines.append(_largest_field(model, fields))
     text = "\n".join(lines)
     if return_string:
         return text
     (print_fn or print)(text)
     return None
+
+
+def _largest_field(model, fields) -> str:
+    """The closing line: the field of the last layer whose outputs are still pixels."""
+    g = model.graph
+    spatial = [n for n in g if fields[n].size is not None]
+    if not spatial:
+        return "Receptive field: no layer keeps a spatial layout"
+    n = spatial[-1]
+    d = g.nodes[n]
+    (rh, rw), ins = fields[n].size, model.input_shape
+    if isinstance(ins, list):
+        ins = ins[0]
+    last = getattr(model.graph.nodes[next(iter(g))]["layer"], "data_format", None)
+    h, w = (ins[1], ins[2]) if last == "channels_last" else (ins[-2], ins[-1])
+    note = ""
+    if rh > h or rw > w:
+        note = " (larger than the input: part of every field lies in the padding)"
+    return (
+        f"Receptive field of {d['name']}, the last layer with spatial outputs: {rh}×{rw} "
+        f"pixels of the {h}×{w} input{note}"
+    )

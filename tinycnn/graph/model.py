@@ -368,11 +368,12 @@ class Model(Layer):
 
         return summary(self, depth, print_fn, return_string, line_length)
 
-    def explain(self, print_fn=None, return_string: bool = False):
-        """Print (or return) the seed's dimension walk-through, one line per layer."""
+    def explain(self, print_fn=None, return_string: bool = False, receptive_field: bool = False):
+        """Print (or return) the seed's dimension walk-through, one line per layer (with
+        ``receptive_field``, also each layer's receptive field and jump)."""
         from .explain import explain
 
-        return explain(self, print_fn, return_string)
+        return explain(self, print_fn, return_string, receptive_field)
 
     def to_dot(self, **options: Any) -> str:
         """The Graphviz DOT source of the diagram (options as :meth:`draw`)."""

@@ -1,0 +1,137 @@
+"""Receptive fields (tinycnn.graph.receptive, explain(receptive_field=True)): the formula
+against the gradient's footprint, against published values for the zoo, and the
+walk-through lines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinycnn as tc
+from tinycnn import layers as L
+from tinycnn.graph import clear_session
+from tinycnn.graph.layer import shapes_only
+from tinycnn.graph.receptive import receptive_fields
+
+
+def _last_spatial(model):
+    fields = receptive_fields(model)
+    spatial = [n for n in model.graph if fields[n].size is not None]
+    return fields[spatial[-1]]
+
+
+def _footprint(model, x, oh, ow):
+    """Rows and columns of the input that reach output pixel (oh, ow), from the gradient."""
+    tx = tc.tensor(x, requires_grad=True)
+    out = model(tx)
+    mask = np.zeros(out.shape, np.float64)
+    mask[0, :, oh, ow] = 1.0
+    (out * tc.tensor(mask)).sum().backward()
+    reach = np.abs(tx.grad.numpy()[0]).sum(axis=0) > 0
+    rows, cols = np.flatnonzero(reach.any(axis=1)), np.flatnonzero(reach.any(axis=0))
+    return (rows[0], rows[-1]), (cols[0], cols[-1])
+
+
+def _net():
+    """Dilation, strides, asymmetric kernels, depthwise and separable convs, average pooling,
+    a residual add of two branches of different reach, a concat and a nested model, all with
+    positive weights, so that no gradient cancels inside a field."""
+    clear_session()
+    pos = {"kernel_initializer": "ones"}
+    inner_in = tc.Input((4, 14, 14), dtype="float64")
+    inner = tc.Model(inner_in, L.Conv2D(4, (3, 1), strides=(1, 2), **pos)(inner_in), name="inner")
+    inp = tc.Input((2, 64, 64), dtype="float64")
+    x = L.Conv2D(4, 3, dilation_rate=2, **pos)(inp)  # r 5
+    x = L.AveragePooling2D(2)(x)  # r 6, j 2
+    a = L.Conv2D(4, (1, 3), padding="same", **pos)(x)
+    b = L.DepthwiseConv2D(3, padding="same", depthwise_initializer="ones")(x)
+    x = L.Add()([a, b])  # the wider branch decides: r 10 x 10
+    x = L.SeparableConv2D(
+        4, 3, strides=2, depthwise_initializer="ones", pointwise_initializer="ones"
+    )(x)
+    x = L.Concatenate()([x, L.Conv2D(4, 3, padding="same", **pos)(x)])
+    x = L.Conv2D(4, 1, **pos)(x)
+    return tc.Model(inp, inner(L.ReLU()(x)))
+
+
+def test_formula_equals_the_gradient_footprint():
+    model = _net()
+    field = _last_spatial(model)
+    x = np.ones((1, *model.input_shape[1:]))
+    (r0, r1), (c0, c1) = _footprint(model, x, 4, 3)
+    assert (r1 - r0 + 1, c1 - c0 + 1) == field.size
+    # one output pixel further, the footprint moves by the jump
+    (s0, _), (t0, _) = _footprint(model, x, 5, 4)
+    assert (s0 - r0, t0 - c0) == field.jump
+    assert field.size == (30, 22) and field.jump == (4, 8)
+
+
+# Araujo, Norris & Sim, "Computing Receptive Fields of Convolutional Neural Networks",
+# Distill 2019, table 1 (the last spatial layer of each network).  ResNet-50 there is v1
+# (stride on the first 1x1 of a stage: 483); the zoo's is torchvision's v1.5, stride on the 3x3:
+# stem 7 + 2*2 = 11, j 4; stage 2: 11 + 3*2*4 = 35; stage 3: 35 + 2*4 (the strided 3x3) +
+# 3*2*8 = 91; stage 4: 91 + 2*8 + 5*2*16 = 267; stage 5: 267 + 2*16 + 2*2*32 = 427.
+PUBLISHED = {
+    "alexnet": 195,
+    "vgg16": 212,
+    "inception_v3": 1311,
+    "inception_v4": 2071,
+    "inception_resnet_v2": 3039,
+    "resnet50": 427,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_zoo_fields_match_the_published_values(name):
+    import zoo
+
+    clear_session()
+    with shapes_only():
+        model = getattr(zoo, name)()
+    field = _last_spatial(model)
+    assert field.size == (PUBLISHED[name],) * 2 and field.jump == (32, 32)
+
+
+def test_explain_lines_give_the_field_and_its_formula():
+    import zoo
+
+    clear_session()
+    lines = zoo.lenet5().explain(return_string=True, receptive_field=True).splitlines()
+    assert "receptive field r = r + d·(F − 1)·j, jump j = j·S" in lines[0]
+    assert lines[1].endswith("Input: 32×32×1 | RF 1×1, jump 1")
+    assert lines[2].endswith("| RF 5×5, jump 1: r = 1 + (5 − 1)·1 = 5, j = 1·1 = 1")
+    assert lines[3].endswith("| RF 6×6, jump 2: r = 5 + (2 − 1)·1 = 6, j = 1·2 = 2")
+    assert lines[4].endswith("| RF 14×14, jump 2: r = 6 + (5 − 1)·2 = 14, j = 2·1 = 2")
+    assert lines[6].endswith("| RF: the whole input: every output reads every input pixel")
+    assert "RF" not in lines[7]  # already global: said once
+    assert lines[-1] == (
+        "Receptive field of pool2, the last layer with spatial outputs: 16×16 pixels of the "
+        "32×32 input"
+    )
+    plain = zoo.lenet5().explain(return_string=True)
+    assert "RF" not in plain and "receptive" not in plain
+
+
+def test_explain_per_axis_dilation_nested_and_larger_than_input():
+    model = _net()
+    text = model.explain(return_string=True, receptive_field=True)
+    assert "H: r = 6 + (1 − 1)·2 = 6, j = 2·1 = 2; W: r = 6 + (3 − 1)·2 = 10" in text
+    assert "RF 5×5, jump 1: r = 1 + 2·(3 − 1)·1 = 5" in text  # dilation 2
+    assert "its own field R×R, jump J: H: r = 22 + (3 − 1)·4 = 30" in text
+    clear_session()
+    inp = tc.Input((1, 8, 8))
+    deep = L.Conv2D(1, 5, padding="same")(L.Conv2D(1, 5, padding="same")(inp))
+    last = tc.Model(inp, deep).explain(return_string=True, receptive_field=True).splitlines()[-1]
+    assert last.endswith("9×9 pixels of the 8×8 input (larger than the input: part of every "
+                         "field lies in the padding)")  # fmt: skip
+
+
+def test_cli_explain_receptive_field(capsys):
+    from tinycnn import cli
+
+    assert cli.main(["explain", "vgg16", "--rf"]) == 0
+    out = capsys.readouterr().out
+    assert "block5/pool" in out and out.rstrip().endswith(
+        "Receptive field of block5/pool, the last layer with spatial outputs: 212×212 pixels "
+        "of the 224×224 input"
+    )

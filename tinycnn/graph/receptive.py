@@ -1,0 +1,110 @@
+"""Receptive fields: how much of the input one output pixel of each layer sees.
+
+Per axis, a feature map whose pixels each see ``r`` input pixels, ``j`` input pixels apart (the
+*jump*: the product of the strides so far), passed through a window of ``k`` taps with
+dilation ``d`` and stride ``s``, gives::
+
+    r' = r + d·(k − 1)·j        j' = j·s
+
+A pixel of the next map sees ``d·(k − 1) + 1`` pixels of this one; neighbouring ones add ``j``
+input pixels each.  Pointwise layers (activations, batch norm, dropout, padding) change
+neither; a merge (``Add``, ``Concatenate``) takes the largest of its inputs'.  After
+``Flatten``, ``Dense``, ``Reshape`` or global pooling every output sees the whole input.
+A field may be larger than the input: the part outside it is padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_WINDOWS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPool2D", "AveragePooling2D")
+_GLOBAL = ("Flatten", "Dense", "Reshape", "GlobalAveragePooling2D")
+
+
+@dataclass(frozen=True)
+class Field:
+    """The receptive field of one layer's output pixels: ``size`` and ``jump`` as (H, W)
+    pairs, both ``None`` once every output sees the whole input; ``formula``: how this
+    layer changed them, with the numbers (empty when it did not)."""
+
+    size: tuple[int, int] | None
+    jump: tuple[int, int] | None
+    formula: str = ""
+
+    def text(self) -> str:
+        if self.size is None:
+            return "RF: the whole input"
+        (rh, rw), (jh, jw) = self.size, self.jump
+        jump = f"{jh}" if jh == jw else f"{jh}×{jw}"
+        return f"RF {rh}×{rw}, jump {jump}"
+
+
+_INPUT = Field((1, 1), (1, 1))
+_WHOLE = Field(None, None)
+_BECOMES_WHOLE = Field(None, None, "every output reads every input pixel")
+
+
+def _window(layer) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(kernel, stride, dilation) of a conv or pooling layer."""
+    kernel = getattr(layer, "kernel_size", None) or layer.pool_size
+    return kernel, layer.strides, getattr(layer, "dilation_rate", (1, 1))
+
+
+def _through_window(field: Field, kernel, stride, dilation) -> Field:
+    if field.size is None:
+        return _WHOLE
+    size, jump, parts = [], [], []
+    for r, j, k, s, d in zip(field.size, field.jump, kernel, stride, dilation):
+        size.append(r + d * (k - 1) * j)
+        jump.append(j * s)
+        grow = f"{d}·({k} − 1)·{j}" if d > 1 else f"({k} − 1)·{j}"
+        parts.append(f"r = {r} + {grow} = {size[-1]}, j = {j}·{s} = {jump[-1]}")
+    formula = parts[0] if parts[0] == parts[1] else f"H: {parts[0]}; W: {parts[1]}"
+    return Field(tuple(size), tuple(jump), formula)
+
+
+def _merge(fields: list[Field]) -> Field:
+    if not fields:
+        return _INPUT
+    if any(f.size is None for f in fields):
+        return _WHOLE
+    size = tuple(max(f.size[a] for f in fields) for a in range(2))
+    jump = tuple(max(f.jump[a] for f in fields) for a in range(2))
+    return Field(size, jump)
+
+
+def _through_model(field: Field, inner: Field) -> Field:
+    """A nested model whose own field (from its input, r = j = 1) is ``inner``."""
+    if field.size is None or inner.size is None:
+        return _WHOLE
+    size = tuple(r + (R - 1) * j for r, j, R in zip(field.size, field.jump, inner.size))
+    jump = tuple(j * J for j, J in zip(field.jump, inner.jump))
+    parts = [
+        f"r = {r} + ({R} − 1)·{j} = {r2}, j = {j}·{J} = {j2}"
+        for r, j, R, J, r2, j2 in zip(field.size, field.jump, inner.size, inner.jump, size, jump)
+    ]
+    formula = parts[0] if parts[0] == parts[1] else f"H: {parts[0]}; W: {parts[1]}"
+    return Field(size, jump, f"its own field R×R, jump J: {formula}")
+
+
+def receptive_fields(model) -> dict[int, Field]:
+    """The :class:`Field` of every node of ``model.graph`` (graph node -> field), measured
+    from the model's inputs."""
+    g = model.graph
+    fields: dict[int, Field] = {}
+    for n in g:
+        layer = g.nodes[n]["layer"]
+        kind = type(layer).__name__
+        here = _merge([fields[p] for p in g.predecessors(n)])
+        if kind == "InputLayer":
+            here = _INPUT
+        elif kind in _WINDOWS:
+            here = _through_window(here, *_window(layer))
+        elif kind in _GLOBAL:
+            here = _BECOMES_WHOLE if here.size is not None else _WHOLE
+        elif layer.family == "model":
+            inner = receptive_fields(layer)
+            outs = [inner[m] for m in layer.graph if layer.graph.out_degree(m) == 0]
+            here = _through_model(here, _merge(outs))
+        fields[n] = here
+    return fields

@@ -1,4 +1,5 @@
-"""The ``tinycnn`` command: ``tinycnn zoo | summary | explain | draw | train | evaluate | bench``.
+"""The ``tinycnn`` command: ``tinycnn zoo | summary | explain | draw | train | evaluate | maps |
+bench``.
 
 Every subcommand is a ``Command`` in the ``COMMANDS`` table at the bottom: a function that adds
 its arguments to a parser and a function that runs it (or a ``"module:function"`` string, imported
@@ -301,6 +302,11 @@ COMMANDS: dict[str, Command] = {
         "evaluate MODEL with saved weights on its dataset's test split",
         lambda p: importlib.import_module("tinycnn.train.cli").configure_evaluate(p),
         "tinycnn.train.cli:cmd_evaluate",
+    ),
+    "maps": Command(
+        "draw the feature maps of one test image through MODEL (PNG)",
+        lambda p: importlib.import_module("tinycnn.train.cli").configure_maps(p),
+        "tinycnn.train.cli:cmd_maps",
     ),
     "bench": Command(
         "time MODEL's training step and forward pass on random data, here",

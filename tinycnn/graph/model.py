@@ -21,6 +21,11 @@ from .shapes import fmt_shape
 from .symbolic import InputLayer, Node, SymbolicTensor
 
 
+def image_output(d: dict) -> bool:
+    """Whether the graph node with attributes ``d`` outputs images (a 4-d first output)."""
+    return len((d["output_shapes"] or [()])[0]) == 4
+
+
 def _as_list(x) -> tuple[list, bool]:
     if isinstance(x, (list, tuple)):
         return list(x), False
@@ -224,6 +229,18 @@ class Model(Layer):
 
     # ------------------------------------------------------------------------------ running
     def _call_eager(self, inputs, training):
+        tensors = self._call_eager_inputs(inputs)
+        outer = getattr(layer_mod._losses, "active", None)
+        layer_mod._losses.active = [] if outer is None else outer
+        try:
+            return self._forward(tensors if self.multi_input else tensors[0], bool(training))
+        finally:
+            if outer is None:
+                self.losses = layer_mod._losses.active
+                layer_mod._losses.active = None
+
+    def _call_eager_inputs(self, inputs, device: str = "cpu") -> list[Tensor]:
+        """The real inputs, checked against the model's (arrays become tensors on ``device``)."""
         xs, single = _as_list(inputs)
         if len(xs) != len(self.inputs) or single != self._single_input:
             want = "one tensor" if self._single_input else f"a list of {len(self.inputs)}"
@@ -231,7 +248,7 @@ class Model(Layer):
         tensors = []
         for x, t in zip(xs, self.inputs):
             if not isinstance(x, Tensor):
-                x = Tensor(np.asarray(x, dtype=t.dtype))
+                x = Tensor(np.asarray(x, dtype=t.dtype), device=device)
             if x.shape[1:] != t.shape[1:] or x.ndim != len(t.shape):
                 raise ValueError(
                     f'Model "{self.name}": input "{t.name}" expects shape {fmt_shape(t.shape)} '
@@ -243,33 +260,65 @@ class Model(Layer):
                     "cast it with .astype()"
                 )
             tensors.append(x)
-        outer = getattr(layer_mod._losses, "active", None)
-        layer_mod._losses.active = [] if outer is None else outer
-        try:
-            return self._forward(tensors if self.multi_input else tensors[0], bool(training))
-        finally:
-            if outer is None:
-                self.losses = layer_mod._losses.active
-                layer_mod._losses.active = None
+        return tensors
 
     def call(self, inputs, training: bool = False):
+        return self._run(inputs, training)
+
+    def _run(self, inputs, training: bool, keep: dict | None = None):
+        """Run the plan; with ``keep`` (node seq -> name), also fill ``keep_out`` entries: the
+        first output of each of those nodes, by name, in graph order."""
         xs = inputs if self.multi_input else [inputs]
         values: dict[tuple[int, int], Tensor] = {}
         for t, x in zip(self.inputs, xs):
             values[(t.node.seq, t.index)] = x
+        kept: dict[str, Tensor] = {}
         for node, in_keys, out_keys, free in self._plan:
             lyr = node.layer
             if isinstance(lyr, InputLayer):
+                if keep and node.seq in keep:
+                    kept[keep[node.seq]] = values[out_keys[0]]
                 continue
             ins = [values[k] for k in in_keys]
             mode = training if node.training is None else node.training
             out = lyr._forward(ins if lyr.multi_input else ins[0], mode)
             for k, v in zip(out_keys, out if isinstance(out, list) else [out]):
                 values[k] = v
+            if keep and node.seq in keep:
+                kept[keep[node.seq]] = values[out_keys[0]]
             for k in free:
                 del values[k]
         outs = [values[(t.node.seq, t.index)] for t in self.outputs]
-        return outs[0] if self._single_output else outs
+        outs = outs[0] if self._single_output else outs
+        return (outs, kept) if keep is not None else outs
+
+    def feature_maps(self, x, layers=None) -> dict[str, np.ndarray]:
+        """What each layer computes from ``x`` (a batch), in inference mode: ``{layer name:
+        its output as a NumPy array}``, in the order asked (by default, as the model runs).
+
+        ``layers``: names (as in :meth:`summary`) to return; default every layer whose output
+        is an image, ``(N, C, H, W)`` or ``(N, H, W, C)`` (input, convolutions, pooling,
+        activations, merges).  See :func:`tinycnn.graph.maps.plot_feature_maps`."""
+        from ..autograd import no_grad
+
+        g = self.graph
+        names = {g.nodes[n]["name"]: g.nodes[n]["node"].seq for n in g}
+        if layers is None:
+            wanted = [g.nodes[n]["name"] for n in g if image_output(g.nodes[n])]
+        else:
+            wanted = [layers] if isinstance(layers, str) else list(layers)
+            unknown = [name for name in wanted if name not in names]
+            if unknown:
+                raise ValueError(
+                    f'Model "{self.name}": no layer named {", ".join(map(repr, unknown))}; '
+                    f"the layers are {', '.join(names)}"
+                )
+        keep = {names[name]: name for name in wanted}
+        params = self.weights
+        with no_grad():
+            tensors = self._call_eager_inputs(x, params[0].device if params else "cpu")
+            _, kept = self._run(tensors if self.multi_input else tensors[0], False, keep)
+        return {name: kept[name].numpy() for name in wanted}
 
     # ------------------------------------------------------------------------------ weights
     def _named_weights(self, prefix: str = "") -> Iterator[tuple[str, Weight]]:

@@ -17,7 +17,14 @@ import math
 import time
 from pathlib import Path
 
-__all__ = ["cmd_evaluate", "cmd_train", "configure_evaluate", "configure_train"]
+__all__ = [
+    "cmd_evaluate",
+    "cmd_maps",
+    "cmd_train",
+    "configure_evaluate",
+    "configure_maps",
+    "configure_train",
+]
 
 DATASETS = ("auto", "mnist", "fashion_mnist", "cifar10")
 
@@ -221,4 +228,79 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{model.name} with {args.weights} on {len(x)} {dataset} test images: "
         f"accuracy {acc:.4f} ({100 * acc:.2f} %), loss {loss:.4f}"
     )
+    return 0
+
+
+def configure_maps(parser: argparse.ArgumentParser) -> None:
+    from ..cli import _model_args
+
+    _model_args(parser)
+    parser.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="trained weights or checkpoint (.npz); default: runs/MODEL/weights.npz if it "
+        "exists, else the untrained initial weights",
+    )
+    parser.add_argument("--dataset", choices=DATASETS, default="auto")
+    parser.add_argument(
+        "--index", type=int, default=0, metavar="N", help="which test image (default 0)"
+    )
+    parser.add_argument(
+        "--layers", metavar="A,B", help="comma list of layer names (default: convs and pools)"
+    )
+    parser.add_argument(
+        "--channels",
+        type=int,
+        default=8,
+        metavar="N",
+        help="channels per layer, the strongest first (default 8)",
+    )
+    parser.add_argument("-o", "--output", metavar="FILE", help="default MODEL_maps.png")
+
+
+def cmd_maps(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..cli import CLIError
+    from ..graph.maps import pick_layers, plot_feature_maps
+
+    args.device = "cpu"
+    model, input_shape = _model(args)
+    weights = args.weights
+    if weights is None:
+        default = Path("runs") / model.name / "weights.npz"
+        weights = str(default) if default.is_file() else None
+    elif not Path(weights).is_file():
+        raise CLIError(f"--weights {weights}: no such file")
+    if weights:
+        model.load_weights(weights)
+    dataset = _pick_dataset(args.dataset, input_shape)
+    x, y = _load(dataset, "test", input_shape, None)
+    if not 0 <= args.index < len(x):
+        raise CLIError(f"--index {args.index}: the {dataset} test split has {len(x)} images")
+    if args.channels < 1:
+        raise CLIError(f"--channels must be >= 1, got {args.channels}")
+    image, label = x[args.index], int(np.argmax(y[args.index]))
+    layers = args.layers.split(",") if args.layers else None
+    names, total = pick_layers(model, layers)
+    try:
+        model.feature_maps(image[None], names)  # checks the names before anything is drawn
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    predicted = int(np.argmax(model.predict(image[None], verbose=0)[0]))
+    source = weights or "untrained initial weights"
+    title = (
+        f"{model.name} ({source}), {dataset} test image {args.index}: label {label}, "
+        f"predicted {predicted}"
+    )
+    out = Path(args.output or f"{model.name}_maps.png")
+    try:
+        plot_feature_maps(model, image, out, names, args.channels, title)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    print(title)
+    shown = f"{len(names)} layers" + (
+        f" of {total} (choose with --layers)" if total > len(names) else ""
+    )
+    print(f"wrote {out}: {shown}, up to {args.channels} channels each")
     return 0

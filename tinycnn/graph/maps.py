@@ -1,0 +1,107 @@
+"""Feature maps of one image: what each layer of a model computes, drawn as a grid of images.
+
+One row per layer: its name, output size and receptive field, then its strongest channels
+(the largest mean absolute activation over the image), each scaled to its own range.  Early
+rows look like the input run through edge and stroke filters; deeper rows are smaller and
+coarser, each pixel seeing more of the input (its receptive field).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .model import image_output
+
+# More rows than this are thinned to evenly spaced layers (a ResNet has ~170 image outputs).
+MAX_ROWS = 12
+
+
+def _hw_planes(a: np.ndarray, channels_last: bool) -> np.ndarray:
+    """``(C, H, W)`` planes of one sample's output."""
+    return np.moveaxis(a, -1, 0) if channels_last else a
+
+
+def pick_layers(model, layers=None) -> tuple[list[str], int]:
+    """The layers to draw (default: the input, then every conv and pooling layer, thinned to
+    :data:`MAX_ROWS`), and how many there were to choose from."""
+    g = model.graph
+    if layers is not None:
+        names = [layers] if isinstance(layers, str) else list(layers)
+        return names, len(names)
+    names = [
+        g.nodes[n]["name"]
+        for n in g
+        if g.nodes[n]["family"] in ("input", "conv", "pool") and image_output(g.nodes[n])
+    ]
+    total = len(names)
+    if total > MAX_ROWS:
+        keep = np.unique(np.linspace(0, total - 1, MAX_ROWS).round().astype(int))
+        names = [names[i] for i in keep]
+    return names, total
+
+
+def plot_feature_maps(
+    model,
+    image: np.ndarray,
+    path: str | os.PathLike,
+    layers=None,
+    channels: int = 8,
+    title: str | None = None,
+) -> Path:
+    """Draw the feature maps of one ``image`` (one sample, without the batch axis) through
+    ``model`` and save them to ``path`` (.png, .svg, .pdf).
+
+    ``layers``: names to draw (default: see :func:`pick_layers`); ``channels``: how many of
+    each layer's channels, the strongest first.  Needs matplotlib (``pip install
+    tinycnn[plot]``); draws on a bare ``Figure``, never through pyplot."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError(
+            "plot_feature_maps needs matplotlib: pip install 'tinycnn[plot]'"
+        ) from None
+    from .receptive import receptive_fields
+
+    if channels < 1:
+        raise ValueError(f"plot_feature_maps: channels must be >= 1, got {channels}")
+    names, _ = pick_layers(model, layers)
+    maps = model.feature_maps(np.asarray(image)[None], names)
+    g = model.graph
+    by_name = {g.nodes[n]["name"]: n for n in g}
+    fields = receptive_fields(model)
+    flat = [name for name in names if maps[name].ndim != 4]
+    if flat:
+        raise ValueError(
+            f"plot_feature_maps: {', '.join(flat)} {'has' if len(flat) == 1 else 'have'} no "
+            "spatial output to draw (only layers with (N, C, H, W) or (N, H, W, C) outputs)"
+        )
+    cols = 1 + channels
+    fig = Figure(figsize=(1.25 * cols, 1.35 * len(names) + (0.5 if title else 0.1)))
+    for row, name in enumerate(names):
+        layer = g.nodes[by_name[name]]["layer"]
+        last = getattr(layer, "data_format", None) == "channels_last"
+        planes = _hw_planes(maps[name][0], last)
+        strength = np.abs(planes).reshape(len(planes), -1).mean(axis=1)
+        order = np.argsort(-strength, kind="stable")[:channels]
+        label = fig.add_subplot(len(names), cols, row * cols + 1)
+        label.axis("off")
+        c, h, w = planes.shape
+        field = fields[by_name[name]]
+        rf = "" if field.size is None else f"\nRF {field.size[0]}×{field.size[1]}"
+        label.text(0.0, 0.5, f"{name}\n{h}×{w}×{c}{rf}", fontsize=7, va="center", ha="left")
+        for k, ch in enumerate(order):
+            ax = fig.add_subplot(len(names), cols, row * cols + 2 + k)
+            gray = g.nodes[by_name[name]]["family"] == "input"
+            ax.imshow(planes[ch], cmap="gray" if gray else "viridis", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"c{ch}", fontsize=6, pad=1)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    return path

@@ -134,3 +134,43 @@ def test_cli_maps_finds_the_trained_weights(tmp_path, lenet_weights, monkeypatch
     with pytest.raises(SystemExit):
         cli.main(["maps", "lenet5", "--weights", "missing.npz"])
     assert "--weights missing.npz: no such file" in capsys.readouterr().err
+
+
+def test_plot_filters(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    clear_session()
+    inp = tc.Input((3, 8, 8))
+    x = L.Conv2D(5, 3, name="rgb")(inp)
+    model = tc.Model(inp, L.Conv2D(2, 3, name="deep")(L.MaxPool2D(2, name="pool")(x)))
+    shown = []
+    real = matplotlib.axes.Axes.imshow
+    monkeypatch.setattr(
+        matplotlib.axes.Axes, "imshow", lambda ax, a, **k: shown.append(a) or real(ax, a, **k)
+    )
+    path = M.plot_filters(model, tmp_path / "f.png")  # the first Conv2D: rgb
+    assert path.read_bytes()[:8] == PNG
+    kernel = model.get_layer("rgb").kernel.numpy()
+    assert len(shown) == 5 and shown[0].shape == (3, 3, 3)  # one colour cell per filter
+    k0 = np.moveaxis(kernel[0], 0, -1)
+    np.testing.assert_allclose(shown[0], (k0 - k0.min()) / (k0.max() - k0.min()), rtol=1e-6)
+    with pytest.raises(ValueError, match="deep reads 5 channels; filters are drawn for a layer"):
+        M.plot_filters(model, tmp_path / "x.png", "deep")
+    with pytest.raises(ValueError, match="pool is a MaxPool2D layer, not a Conv2D"):
+        M.plot_filters(model, tmp_path / "x.png", "pool")
+    clear_session()
+    inp = tc.Input((1, 4, 4))
+    with pytest.raises(ValueError, match='model "flat" has no Conv2D layer'):
+        M.plot_filters(tc.Model(inp, L.Flatten()(inp), name="flat"), tmp_path / "x.png")
+
+
+def test_cli_filters(tmp_path, lenet_weights, capsys):
+    out = tmp_path / "f.png"
+    assert (
+        cli.main(["maps", "lenet5", "--weights", str(lenet_weights), "--filters", "-o", str(out)])
+        == 0
+    )
+    assert capsys.readouterr().out.strip() == f"wrote {out}" and out.read_bytes()[:8] == PNG
+    with pytest.raises(SystemExit):
+        cli.main(["maps", "lenet5", "--filters", "--layers", "conv2", "-o", str(out)])
+    assert "conv2 reads 6 channels" in capsys.readouterr().err

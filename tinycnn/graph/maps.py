@@ -105,3 +105,57 @@ def plot_feature_maps(
     path = Path(path)
     fig.savefig(path, dpi=110)
     return path
+
+
+def plot_filters(
+    model, path: str | os.PathLike, layer: str | None = None, title: str | None = None
+) -> Path:
+    """Draw the kernels of a conv layer that reads the image itself (default: the model's
+    first ``Conv2D``) and save them to ``path``: one cell per filter, in grey for a 1-channel
+    input, in colour for 3 channels, each scaled to its own range.  Deeper layers' kernels
+    mix dozens of channels and are no picture; their feature maps are
+    (:func:`plot_feature_maps`)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("plot_filters needs matplotlib: pip install 'tinycnn[plot]'") from None
+    g = model.graph
+    convs = [g.nodes[n]["layer"] for n in g if g.nodes[n]["type"] == "Conv2D"]
+    if layer is None:
+        if not convs:
+            raise ValueError(f'plot_filters: model "{model.name}" has no Conv2D layer')
+        conv = convs[0]
+    else:
+        conv = model.get_layer(layer)
+        if type(conv).__name__ != "Conv2D":
+            kind = type(conv).__name__
+            article = "an" if kind[0] in "AEIOU" else "a"
+            raise ValueError(f"plot_filters: {layer} is {article} {kind} layer, not a Conv2D")
+    kernel = conv.kernel.numpy()  # (filters, channels, kh, kw)
+    if kernel.shape[1] not in (1, 3):
+        raise ValueError(
+            f"plot_filters: {conv.name} reads {kernel.shape[1]} channels; filters are drawn for "
+            "a layer that reads the image (1 or 3 channels): draw its feature maps instead"
+        )
+    n = kernel.shape[0]
+    cols = min(n, 8)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(1.1 * cols, 1.2 * rows + (0.5 if title else 0.1)))
+    for k in range(n):
+        f = kernel[k]
+        lo, hi = float(f.min()), float(f.max())
+        f = (f - lo) / (hi - lo) if hi > lo else np.zeros_like(f)
+        ax = fig.add_subplot(rows, cols, k + 1)
+        if f.shape[0] == 3:
+            ax.imshow(np.moveaxis(f, 0, -1), interpolation="nearest")
+        else:
+            ax.imshow(f[0], cmap="gray", interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"f{k}", fontsize=6, pad=1)
+    heading = f"{conv.name}: {n} filters of {kernel.shape[2]}×{kernel.shape[3]}"
+    fig.suptitle(f"{title}, {heading}" if title else heading, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    return path

@@ -255,6 +255,11 @@ def configure_maps(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="channels per layer, the strongest first (default 8)",
     )
+    parser.add_argument(
+        "--filters",
+        action="store_true",
+        help="draw the first conv layer's filters instead (default file MODEL_filters.png)",
+    )
     parser.add_argument("-o", "--output", metavar="FILE", help="default MODEL_maps.png")
 
 
@@ -262,7 +267,7 @@ def cmd_maps(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..cli import CLIError
-    from ..graph.maps import pick_layers, plot_feature_maps
+    from ..graph.maps import pick_layers, plot_feature_maps, plot_filters
 
     args.device = "cpu"
     model, input_shape = _model(args)
@@ -274,6 +279,13 @@ def cmd_maps(args: argparse.Namespace) -> int:
         raise CLIError(f"--weights {weights}: no such file")
     if weights:
         model.load_weights(weights)
+    source = weights or "untrained initial weights"
+    if args.filters:
+        out = Path(args.output or f"{model.name}_filters.png")
+        layer = args.layers.split(",")[0] if args.layers else None
+        plot_filters(model, out, layer, f"{model.name} ({source})")
+        print(f"wrote {out}")
+        return 0
     dataset = _pick_dataset(args.dataset, input_shape)
     x, y = _load(dataset, "test", input_shape, None)
     if not 0 <= args.index < len(x):
@@ -284,7 +296,6 @@ def cmd_maps(args: argparse.Namespace) -> int:
     layers = args.layers.split(",") if args.layers else None
     names, total = pick_layers(model, layers)
     predicted = int(np.argmax(model.predict(image[None], verbose=0)[0]))
-    source = weights or "untrained initial weights"
     title = (
         f"{model.name} ({source}), {dataset} test image {args.index}: label {label}, "
         f"predicted {predicted}"

@@ -410,3 +410,31 @@ def test_random_translation():
     assert RandomTranslation(0)(x, rng) is x
     with pytest.raises(TypeError, match="augment must be callable"):
         train.fit(compiled(), *blobs(10), augment=3, verbose=0)
+
+
+def test_confusion_matrix_counts_and_report():
+    rng = np.random.default_rng(0)
+    t, p = rng.integers(0, 4, 500), rng.integers(0, 4, 500)
+    m = metrics.confusion_matrix(t, p)
+    slow = np.zeros((4, 4), np.int64)
+    for a, b in zip(t, p):
+        slow[a, b] += 1
+    np.testing.assert_array_equal(m, slow)
+    scores = np.eye(6)[p] * 0.9 + 0.01  # per-class scores: argmax, and the width sets k
+    np.testing.assert_array_equal(metrics.confusion_matrix(np.eye(6)[t], scores)[:4, :4], slow)
+    assert metrics.confusion_matrix(t, p, num_classes=5).shape == (5, 5)
+    with pytest.raises(ValueError, match="class index 3 is out of range for num_classes=3"):
+        metrics.confusion_matrix(t, p, num_classes=3)
+    with pytest.raises(ValueError, match="3 true labels but 2 predictions"):
+        metrics.confusion_matrix([0, 1, 2], [0, 1])
+    with pytest.raises(ValueError, match="must be >= 0"):
+        metrics.confusion_matrix([0, -1], [0, 1])
+    report = metrics.confusion_report(np.array([[5, 1, 0], [0, 0, 0], [2, 3, 1]]), ["a", "b", "c"])
+    assert report.splitlines() == [
+        "rows: true class, columns: predicted; acc = correct / images of the class",
+        "     0    1    2 |   acc",
+        "a    5    1    0 |  83.3 %",
+        "b    0    0    0 |     –",
+        "c    2    3    1 |  16.7 %",
+        "most frequent mistakes (true → predicted): c → b (3), c → a (2), a → b (1)",
+    ]

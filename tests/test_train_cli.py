@@ -74,6 +74,15 @@ def test_train_then_evaluate(tmp_path, capsys):
     text = capsys.readouterr().out
     acc = float(text.split("accuracy ")[1].split(" ")[0])
     assert acc > 0.7
+    # the confusion matrix: ten rows whose counts add up to the 2000 images, and whose
+    # diagonal over the total is the accuracy printed above
+    rows = [ln for ln in text.splitlines() if ln[:1].isdigit() and ln.rstrip().endswith("%")]
+    counts = np.array(
+        [[int(c.replace(",", "")) for c in r.split("|")[0].split()[1:]] for r in rows]
+    )
+    assert counts.shape == (10, 10) and counts.sum() == 2000
+    assert abs(np.trace(counts) / 2000 - acc) < 1e-4
+    assert "most frequent mistakes (true → predicted):" in text
 
 
 def test_cli_errors(tmp_path, capsys):

@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 DATASETS = ("auto", "mnist", "fashion_mnist", "cifar10")
+# `tinycnn evaluate` prints the confusion matrix up to this many classes
+CONFUSION_MAX_CLASSES = 20
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -228,6 +230,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{model.name} with {args.weights} on {len(x)} {dataset} test images: "
         f"accuracy {acc:.4f} ({100 * acc:.2f} %), loss {loss:.4f}"
     )
+    if y.shape[-1] <= CONFUSION_MAX_CLASSES:
+        from .metrics import confusion_matrix, confusion_report
+
+        scores = model.predict(x, batch_size=args.batch_size, verbose=0)
+        print(confusion_report(confusion_matrix(y, scores, y.shape[-1])))
     return 0
 
 

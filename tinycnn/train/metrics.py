@@ -13,7 +13,7 @@ import numpy as np
 from ..device import get_backend
 from ..tensor import Tensor
 
-__all__ = ["METRICS", "Metric", "TopKAccuracy", "get"]
+__all__ = ["METRICS", "Metric", "TopKAccuracy", "confusion_matrix", "confusion_report", "get"]
 
 
 class Metric:
@@ -149,3 +149,51 @@ def get(
         f"compile: unknown metric {identifier!r}; valid names: accuracy, "
         f"{', '.join(METRICS)} (or a tinycnn.train.metrics.Metric instance)"
     )
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
+    """``m[t, p]`` = how many samples of true class ``t`` were predicted as ``p`` (int64).
+
+    ``y_true`` and ``y_pred`` are class indices, or one-hot / per-class scores (their argmax
+    is taken); ``num_classes`` defaults to the largest index + 1, or the score width."""
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    widths = [a.shape[-1] for a in (t, p) if a.ndim > 1]
+    t = t.argmax(-1) if t.ndim > 1 else t
+    p = p.argmax(-1) if p.ndim > 1 else p
+    if t.shape != p.shape:
+        raise ValueError(f"confusion_matrix: {t.shape[0]} true labels but {p.shape[0]} predictions")
+    t, p = t.astype(np.int64).ravel(), p.astype(np.int64).ravel()
+    if t.size and min(t.min(), p.min()) < 0:
+        raise ValueError("confusion_matrix: class indices must be >= 0")
+    k = max([*widths, int(t.max(initial=-1)) + 1, int(p.max(initial=-1)) + 1])
+    if num_classes is not None:
+        if k > num_classes:
+            raise ValueError(
+                f"confusion_matrix: class index {k - 1} is out of range for num_classes="
+                f"{num_classes}"
+            )
+        k = num_classes
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+
+
+def confusion_report(matrix: np.ndarray, names=None, worst: int = 3) -> str:
+    """The matrix as a table (rows: true class, columns: predicted) with each class's
+    accuracy (recall: the diagonal over its row), then the ``worst`` most frequent mistakes."""
+    k = matrix.shape[0]
+    names = [str(i) for i in range(k)] if names is None else [str(n) for n in names]
+    w = max(5, len(f"{int(matrix.max(initial=0)):,}") + 1)
+    lw = max(len(n) for n in names)
+    lines = ["rows: true class, columns: predicted; acc = correct / images of the class"]
+    lines.append(" " * lw + "".join(f"{i:>{w}}" for i in range(k)) + " |   acc")
+    for i in range(k):
+        row = matrix[i]
+        total = int(row.sum())
+        acc = f"{100 * row[i] / total:5.1f} %" if total else "    –"
+        cells = "".join(f"{int(v):>{w},}" for v in row)
+        lines.append(f"{names[i]:>{lw}}{cells} | {acc}")
+    off = [(int(matrix[i, j]), i, j) for i in range(k) for j in range(k) if i != j and matrix[i, j]]
+    off.sort(key=lambda c: (-c[0], c[1], c[2]))
+    if off:
+        top = ", ".join(f"{names[i]} → {names[j]} ({n:,})" for n, i, j in off[:worst])
+        lines.append(f"most frequent mistakes (true → predicted): {top}")
+    return "\n".join(lines)

@@ -13,6 +13,7 @@ from tinycnn.graph import clear_session
 from tinycnn.graph import maps as M
 
 PNG = b"\x89PNG\r\n\x1a\n"
+pytest.importorskip("matplotlib", reason="needs matplotlib (the plot extra)")
 
 
 def _small():

@@ -1,5 +1,5 @@
-"""The ``tinycnn`` command: ``tinycnn zoo | summary | explain | draw | train | evaluate | maps |
-bench``.
+"""The ``tinycnn`` command: ``tinycnn zoo | summary | explain | draw | train | evaluate |
+predict | maps | bench``.
 
 Every subcommand is a ``Command`` in the ``COMMANDS`` table at the bottom: a function that adds
 its arguments to a parser and a function that runs it (or a ``"module:function"`` string, imported
@@ -302,6 +302,11 @@ COMMANDS: dict[str, Command] = {
         "evaluate MODEL with saved weights on its dataset's test split",
         lambda p: importlib.import_module("tinycnn.train.cli").configure_evaluate(p),
         "tinycnn.train.cli:cmd_evaluate",
+    ),
+    "predict": Command(
+        "classify your own image files with MODEL (MNIST-style preparation for 1 channel)",
+        lambda p: importlib.import_module("tinycnn.train.cli").configure_predict(p),
+        "tinycnn.train.cli:cmd_predict",
     ),
     "maps": Command(
         "draw the feature maps of one test image through MODEL (PNG)",

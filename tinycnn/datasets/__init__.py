@@ -1,11 +1,12 @@
 """Datasets: MNIST inside the package (offline), Fashion-MNIST and CIFAR-10 downloaded into a
-checksummed cache, and a strict IDX reader."""
+checksummed cache, a strict IDX reader, and a user's own image file as a model input."""
 
 from __future__ import annotations
 
 from .cifar import load_cifar10
 from .download import DownloadError, cache_dir, fetch
 from .idx import IDXError, decode_idx, encode_idx, read_idx
+from .images import load_image, mnist_like
 from .mnist import load_fashion_mnist, load_mnist, prepare
 
 __all__ = [
@@ -17,7 +18,9 @@ __all__ = [
     "fetch",
     "load_cifar10",
     "load_fashion_mnist",
+    "load_image",
     "load_mnist",
+    "mnist_like",
     "prepare",
     "read_idx",
 ]

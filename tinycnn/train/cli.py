@@ -20,9 +20,11 @@ from pathlib import Path
 __all__ = [
     "cmd_evaluate",
     "cmd_maps",
+    "cmd_predict",
     "cmd_train",
     "configure_evaluate",
     "configure_maps",
+    "configure_predict",
     "configure_train",
 ]
 
@@ -253,6 +255,9 @@ def configure_maps(parser: argparse.ArgumentParser) -> None:
         "--index", type=int, default=0, metavar="N", help="which test image (default 0)"
     )
     parser.add_argument(
+        "--image", metavar="FILE", help="your own image (.png .jpg .npy) instead of a test image"
+    )
+    parser.add_argument(
         "--layers", metavar="A,B", help="comma list of layer names (default: convs and pools)"
     )
     parser.add_argument(
@@ -270,14 +275,11 @@ def configure_maps(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="default MODEL_maps.png")
 
 
-def cmd_maps(args: argparse.Namespace) -> int:
-    import numpy as np
-
+def _weights(args, model) -> str:
+    """Load ``--weights`` (or runs/MODEL/weights.npz when it exists) into ``model``; returns
+    what was loaded, for the output."""
     from ..cli import CLIError
-    from ..graph.maps import pick_layers, plot_feature_maps, plot_filters
 
-    args.device = "cpu"
-    model, input_shape = _model(args)
     weights = args.weights
     if weights is None:
         default = Path("runs") / model.name / "weights.npz"
@@ -286,27 +288,41 @@ def cmd_maps(args: argparse.Namespace) -> int:
         raise CLIError(f"--weights {weights}: no such file")
     if weights:
         model.load_weights(weights)
-    source = weights or "untrained initial weights"
+    return weights or "untrained initial weights"
+
+
+def cmd_maps(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..cli import CLIError
+    from ..graph.maps import pick_layers, plot_feature_maps, plot_filters
+
+    args.device = "cpu"
+    model, input_shape = _model(args)
+    source = _weights(args, model)
     if args.filters:
         out = Path(args.output or f"{model.name}_filters.png")
         layer = args.layers.split(",")[0] if args.layers else None
         plot_filters(model, out, layer, f"{model.name} ({source})")
         print(f"wrote {out}")
         return 0
-    dataset = _pick_dataset(args.dataset, input_shape)
-    x, y = _load(dataset, "test", input_shape, None)
-    if not 0 <= args.index < len(x):
-        raise CLIError(f"--index {args.index}: the {dataset} test split has {len(x)} images")
     if args.channels < 1:
         raise CLIError(f"--channels must be >= 1, got {args.channels}")
-    image, label = x[args.index], int(np.argmax(y[args.index]))
+    if args.image:
+        from ..datasets import load_image
+
+        image, what = load_image(args.image, input_shape), f"{args.image}:"
+    else:
+        dataset = _pick_dataset(args.dataset, input_shape)
+        x, y = _load(dataset, "test", input_shape, None)
+        if not 0 <= args.index < len(x):
+            raise CLIError(f"--index {args.index}: the {dataset} test split has {len(x)} images")
+        image = x[args.index]
+        what = f"{dataset} test image {args.index}: label {int(np.argmax(y[args.index]))},"
     layers = args.layers.split(",") if args.layers else None
     names, total = pick_layers(model, layers)
     predicted = int(np.argmax(model.predict(image[None], verbose=0)[0]))
-    title = (
-        f"{model.name} ({source}), {dataset} test image {args.index}: label {label}, "
-        f"predicted {predicted}"
-    )
+    title = f"{model.name} ({source}), {what} predicted {predicted}"
     out = Path(args.output or f"{model.name}_maps.png")
     plot_feature_maps(model, image, out, names, args.channels, title)  # bad names: ValueError
     print(title)
@@ -314,4 +330,48 @@ def cmd_maps(args: argparse.Namespace) -> int:
         f" of {total} (choose with --layers)" if total > len(names) else ""
     )
     print(f"wrote {out}: {shown}, up to {args.channels} channels each")
+    return 0
+
+
+def configure_predict(parser: argparse.ArgumentParser) -> None:
+    from ..cli import _model_args
+
+    _model_args(parser)
+    parser.add_argument("images", nargs="+", metavar="FILE", help="image files (.png .jpg .npy)")
+    parser.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="trained weights or checkpoint (.npz); default: runs/MODEL/weights.npz if it "
+        "exists, else the untrained initial weights",
+    )
+    parser.add_argument("--top", type=int, default=3, metavar="K", help="classes to list (3)")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..cli import CLIError
+    from ..datasets import load_image
+
+    if args.top < 1:
+        raise CLIError(f"--top must be >= 1, got {args.top}")
+    args.device = "cpu"
+    model, input_shape = _model(args)
+    source = _weights(args, model)
+    batch = np.stack([load_image(f, input_shape) for f in args.images])
+    out = np.asarray(model.predict(batch, verbose=0), dtype=np.float64)
+    if out.ndim != 2:
+        raise CLIError(f"{model.name} outputs shape {out.shape[1:]}, not one score per class")
+    probabilities = bool(np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
+    if not probabilities:  # logits: their softmax
+        e = np.exp(out - out.max(axis=1, keepdims=True))
+        out = e / e.sum(axis=1, keepdims=True)
+    how = "" if probabilities else " (softmax of the model's logits)"
+    print(f"{model.name} ({source}){how}:")
+    for name, p in zip(args.images, out):
+        order = np.argsort(-p, kind="stable")[: args.top]
+        rest = ", ".join(f"{k} ({100 * p[k]:.2f} %)" for k in order[1:])
+        print(
+            f"  {name}: {order[0]} ({100 * p[order[0]]:.2f} %)" + (f"; then {rest}" if rest else "")
+        )
     return 0

@@ -240,16 +240,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def configure_maps(parser: argparse.ArgumentParser) -> None:
-    from ..cli import _model_args
-
-    _model_args(parser)
+def _weights_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights",
         metavar="FILE",
         help="trained weights or checkpoint (.npz); default: runs/MODEL/weights.npz if it "
         "exists, else the untrained initial weights",
     )
+
+
+def configure_maps(parser: argparse.ArgumentParser) -> None:
+    from ..cli import _model_args
+
+    _model_args(parser)
+    _weights_arg(parser)
     parser.add_argument("--dataset", choices=DATASETS, default="auto")
     parser.add_argument(
         "--index", type=int, default=0, metavar="N", help="which test image (default 0)"
@@ -338,12 +342,7 @@ def configure_predict(parser: argparse.ArgumentParser) -> None:
 
     _model_args(parser)
     parser.add_argument("images", nargs="+", metavar="FILE", help="image files (.png .jpg .npy)")
-    parser.add_argument(
-        "--weights",
-        metavar="FILE",
-        help="trained weights or checkpoint (.npz); default: runs/MODEL/weights.npz if it "
-        "exists, else the untrained initial weights",
-    )
+    _weights_arg(parser)
     parser.add_argument("--top", type=int, default=3, metavar="K", help="classes to list (3)")
 
 
@@ -364,8 +363,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CLIError(f"{model.name} outputs shape {out.shape[1:]}, not one score per class")
     probabilities = bool(np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
     if not probabilities:  # logits: their softmax
-        e = np.exp(out - out.max(axis=1, keepdims=True))
-        out = e / e.sum(axis=1, keepdims=True)
+        from .. import functional as F
+        from ..tensor import Tensor
+
+        out = F.softmax(Tensor(out), dim=1).numpy()
     how = "" if probabilities else " (softmax of the model's logits)"
     print(f"{model.name} ({source}){how}:")
     for name, p in zip(args.images, out):

@@ -135,3 +135,41 @@ def test_cli_explain_receptive_field(capsys):
         "Receptive field of block5/pool, the last layer with spatial outputs: 212×212 pixels "
         "of the 224×224 input"
     )
+
+
+def test_a_layer_of_unknown_kind_that_resizes_makes_the_field_unknown():
+    from tinycnn.graph.layer import Layer
+
+    class EverySecond(Layer):  # a user's own subsampling layer: its rule is not known here
+        def compute_output_shape(self, s):
+            return (s[0], s[1], (s[2] + 1) // 2, (s[3] + 1) // 2)
+
+        def call(self, x, training=False):
+            return x[:, :, ::2, ::2]
+
+    class Scale(Layer):  # pointwise: keeps the field
+        def compute_output_shape(self, s):
+            return s
+
+        def call(self, x, training=False):
+            return x * 2.0
+
+    clear_session()
+    inp = tc.Input((1, 16, 16))
+    x = Scale(name="scale")(L.Conv2D(2, 3, name="c1")(inp))
+    x = L.Conv2D(2, 3, name="c2")(EverySecond(name="sub")(x))
+    model = tc.Model(inp, L.Dense(3)(L.Flatten()(x)))
+    lines = model.explain(return_string=True, receptive_field=True).splitlines()
+    by_name = {ln.split()[0]: ln for ln in lines[1:-2]}
+    assert by_name["scale"].endswith("| RF 3×3, jump 1")
+    assert by_name["sub"].endswith(
+        "| RF: unknown: EverySecond resizes the image by a rule not known here"
+    )
+    assert "RF" not in by_name["c2"]  # stays unknown, said once
+    assert by_name["flatten"].endswith(
+        "| RF: the whole input: every output reads every input pixel"
+    )
+    assert lines[-1] == (
+        "Receptive field: unknown from sub on (EverySecond resizes the image by a rule not "
+        "known here)"
+    )

@@ -153,8 +153,13 @@ def explain_node(layer, in_shapes, out_shapes, last_in: bool, last_out: bool) ->
 
 def _field_text(field, previous) -> str:
     """The receptive-field column of one line: the field, and how this layer changed it."""
-    if field.size is None and previous is not None and previous.size is None:
-        return ""  # already global: nothing more to say
+    if (
+        field.size is None
+        and previous is not None
+        and previous.size is None
+        and field.known == previous.known
+    ):
+        return ""  # already global (or unknown): nothing more to say
     text = field.text()
     return f" | {text}: {field.formula}" if field.formula else f" | {text}"
 
@@ -212,6 +217,12 @@ def explain(
 def _largest_field(model, fields) -> str:
     """The closing line: the field of the last layer whose outputs are still pixels."""
     g = model.graph
+    lost = [n for n in g if not fields[n].known]
+    if lost:
+        first = lost[0]
+        return (
+            f"Receptive field: unknown from {g.nodes[first]['name']} on ({fields[first].formula})"
+        )
     spatial = [n for n in g if fields[n].size is not None]
     if not spatial:
         return "Receptive field: no layer keeps a spatial layout"

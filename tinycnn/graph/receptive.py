@@ -9,7 +9,9 @@ dilation ``d`` and stride ``s``, gives::
 A pixel of the next map sees ``d·(k − 1) + 1`` pixels of this one; neighbouring ones add ``j``
 input pixels each.  Pointwise layers (activations, batch norm, dropout, padding) change
 neither; a merge (``Add``, ``Concatenate``) takes the largest of its inputs'.  After
-``Flatten``, ``Dense``, ``Reshape`` or global pooling every output sees the whole input.
+``Flatten``, ``Dense``, ``Reshape`` or global pooling every output sees the whole input.  Past
+a layer of another kind that resizes images (a user's own layer) the field is unknown, and
+said so, rather than guessed.
 A field may be larger than the input: the part outside it is padding.
 """
 
@@ -30,8 +32,11 @@ class Field:
     size: tuple[int, int] | None
     jump: tuple[int, int] | None
     formula: str = ""
+    known: bool = True  # False past a layer that resizes images by a rule not known here
 
     def text(self) -> str:
+        if not self.known:
+            return "RF: unknown"
         if self.size is None:
             return "RF: the whole input"
         (rh, rw), (jh, jw) = self.size, self.jump
@@ -50,9 +55,12 @@ def _window(layer) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
     return kernel, layer.strides, getattr(layer, "dilation_rate", (1, 1))
 
 
+_UNKNOWN = Field(None, None, known=False)
+
+
 def _through_window(field: Field, kernel, stride, dilation) -> Field:
     if field.size is None:
-        return _WHOLE
+        return _UNKNOWN if not field.known else _WHOLE
     size, jump, parts = [], [], []
     for r, j, k, s, d in zip(field.size, field.jump, kernel, stride, dilation):
         size.append(r + d * (k - 1) * j)
@@ -66,6 +74,8 @@ def _through_window(field: Field, kernel, stride, dilation) -> Field:
 def _merge(fields: list[Field]) -> Field:
     if not fields:
         return _INPUT
+    if not all(f.known for f in fields):
+        return _UNKNOWN
     if any(f.size is None for f in fields):
         return _WHOLE
     size = tuple(max(f.size[a] for f in fields) for a in range(2))
@@ -75,6 +85,8 @@ def _merge(fields: list[Field]) -> Field:
 
 def _through_model(field: Field, inner: Field) -> Field:
     """A nested model whose own field (from its input, r = j = 1) is ``inner``."""
+    if not (field.known and inner.known):
+        return _UNKNOWN
     if field.size is None or inner.size is None:
         return _WHOLE
     size = tuple(r + (R - 1) * j for r, j, R in zip(field.size, field.jump, inner.size))
@@ -85,6 +97,17 @@ def _through_model(field: Field, inner: Field) -> Field:
     ]
     formula = parts[0] if parts[0] == parts[1] else f"H: {parts[0]}; W: {parts[1]}"
     return Field(size, jump, f"its own field R×R, jump J: {formula}")
+
+
+def _resizes(d: dict) -> bool:
+    """Whether a layer of no known kind changes the height or width of its input."""
+    ins, outs = d["input_shapes"], d["output_shapes"]
+    if not ins or not outs:
+        return False
+    i, o = tuple(ins[0]), tuple(outs[0])
+    if len(i) != 4 or len(o) != 4:
+        return len(i) != len(o)
+    return i[2:] != o[2:] and i[1:3] != o[1:3]  # neither layout keeps H and W
 
 
 def receptive_fields(model) -> dict[int, Field]:
@@ -101,10 +124,12 @@ def receptive_fields(model) -> dict[int, Field]:
         elif kind in _WINDOWS:
             here = _through_window(here, *_window(layer))
         elif kind in _GLOBAL:
-            here = _BECOMES_WHOLE if here.size is not None else _WHOLE
+            here = _WHOLE if here.size is None and here.known else _BECOMES_WHOLE
         elif layer.family == "model":
             inner = receptive_fields(layer)
             outs = [inner[m] for m in layer.graph if layer.graph.out_degree(m) == 0]
             here = _through_model(here, _merge(outs))
+        elif here.size is not None and kind != "ZeroPadding2D" and _resizes(g.nodes[n]):
+            here = Field(None, None, f"{kind} resizes the image by a rule not known here", False)
         fields[n] = here
     return fields

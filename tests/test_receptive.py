@@ -173,3 +173,20 @@ def test_a_layer_of_unknown_kind_that_resizes_makes_the_field_unknown():
         "Receptive field: unknown from sub on (EverySecond resizes the image by a rule not "
         "known here)"
     )
+
+
+def test_explain_channels_last_model_reads_height_and_width_from_the_right_axes():
+    clear_session()
+    inp = tc.Input((32, 24, 3))  # (H, W, C): the layers below say so, the Input does not
+    x = L.ReLU(name="act")(inp)
+    x = L.Conv2D(8, 3, strides=(1, 2), data_format="channels_last", name="conv")(x)
+    x = L.MaxPool2D(2, data_format="channels_last", name="pool")(x)
+    model = tc.Model(inp, L.Dense(2)(L.Flatten(name="flat")(x)))
+    lines = model.explain(return_string=True, receptive_field=True).splitlines()
+    by_name = {ln.split()[0]: ln for ln in lines[1:-2]}
+    assert "Input: 32×24×3 |" in by_name["input"]
+    assert "ReLU: shape unchanged → 32×24×3" in by_name["act"]
+    assert "H2 = (32 − 3 + 2·0)/1 + 1 = 30, W2 = ⌊(24 − 3 + 2·0)/2⌋ + 1 = 11" in by_name["conv"]
+    assert "→ 30×11×8" in by_name["conv"] and "→ 15×5×8" in by_name["pool"]
+    assert "Flatten: 15×5×8 = 600" in by_name["flat"]
+    assert lines[-1].endswith("4×5 pixels of the 32×24 input")  # H: 3 + 1·1, W: 3 + 1·2

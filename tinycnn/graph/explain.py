@@ -151,6 +151,43 @@ def explain_node(layer, in_shapes, out_shapes, last_in: bool, last_out: bool) ->
     return f"{label}: {', '.join(hwc(s, last_in) for s in ins)} → {shape_out}"
 
 
+def _declared_format(g, n) -> str | None:
+    """The data format of the first layers downstream of node ``n`` that declare one."""
+    seen, todo = set(), list(g.successors(n))
+    found = set()
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        fmt = getattr(g.nodes[m]["layer"], "data_format", None)
+        if fmt:
+            found.add(fmt)
+        else:
+            todo.extend(g.successors(m))
+    return found.pop() if len(found) == 1 else None
+
+
+def layouts(model) -> dict[int, bool]:
+    """Graph node -> whether its output is channels-last ``(N, H, W, C)``: a layer's own
+    ``data_format``, else its input's; an ``Input`` takes the format of the layers that read
+    it, and flat outputs are never channels-last."""
+    g = model.graph
+    out: dict[int, bool] = {}
+    for n in g:
+        d = g.nodes[n]
+        preds = list(g.predecessors(n))
+        fmt = getattr(d["layer"], "data_format", None)
+        if fmt:
+            last = fmt == "channels_last"
+        elif preds:
+            last = out[preds[0]]
+        else:
+            last = _declared_format(g, n) == "channels_last"
+        out[n] = last and len((d["output_shapes"] or [()])[0]) == 4
+    return out
+
+
 def _field_text(field, previous) -> str:
     """The receptive-field column of one line: the field, and how this layer changed it."""
     if (
@@ -178,18 +215,14 @@ def explain(
         from .receptive import receptive_fields
 
         fields = receptive_fields(model)
-    layout: dict[int, bool] = {}  # node -> its output is channels-last
+    layout = layouts(model)
     rows = []
     for n in g:
         d = g.nodes[n]
         layer = d["layer"]
         preds = list(g.predecessors(n))
-        last_in = layout[preds[0]] if preds else False
-        fmt = getattr(layer, "data_format", None)
-        last_out = (fmt == "channels_last") if fmt else last_in
-        if type(layer).__name__ in ("Flatten", "Dense", "GlobalAveragePooling2D"):
-            last_out = last_out and len(d["output_shapes"][0]) == 4
-        layout[n] = last_out
+        last_in = layout[preds[0]] if preds else layout[n]
+        last_out = layout[n]
         text = explain_node(layer, d["input_shapes"], d["output_shapes"], last_in, last_out)
         if receptive_field:
             text += _field_text(fields[n], fields[preds[0]] if preds else None)
@@ -228,11 +261,10 @@ def _largest_field(model, fields) -> str:
         return "Receptive field: no layer keeps a spatial layout"
     n = spatial[-1]
     d = g.nodes[n]
-    (rh, rw), ins = fields[n].size, model.input_shape
-    if isinstance(ins, list):
-        ins = ins[0]
-    last = getattr(model.graph.nodes[next(iter(g))]["layer"], "data_format", None)
-    h, w = (ins[1], ins[2]) if last == "channels_last" else (ins[-2], ins[-1])
+    (rh, rw) = fields[n].size
+    first = next(iter(g))  # the (first) input
+    ins = g.nodes[first]["output_shapes"][0]
+    h, w = (ins[1], ins[2]) if layouts(model)[first] else (ins[-2], ins[-1])
     note = ""
     if rh > h or rw > w:
         note = " (larger than the input: part of every field lies in the padding)"

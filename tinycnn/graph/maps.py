@@ -63,6 +63,7 @@ def plot_feature_maps(
         raise ImportError(
             "plot_feature_maps needs matplotlib: pip install 'tinycnn[plot]'"
         ) from None
+    from .explain import layouts
     from .receptive import receptive_fields
 
     if channels < 1:
@@ -72,6 +73,7 @@ def plot_feature_maps(
     g = model.graph
     by_name = {g.nodes[n]["name"]: n for n in g}
     fields = receptive_fields(model)
+    layout = layouts(model)
     flat = [name for name in names if maps[name].ndim != 4]
     if flat:
         raise ValueError(
@@ -81,9 +83,7 @@ def plot_feature_maps(
     cols = 1 + channels
     fig = Figure(figsize=(1.25 * cols, 1.35 * len(names) + (0.5 if title else 0.1)))
     for row, name in enumerate(names):
-        layer = g.nodes[by_name[name]]["layer"]
-        last = getattr(layer, "data_format", None) == "channels_last"
-        planes = _hw_planes(maps[name][0], last)
+        planes = _hw_planes(maps[name][0], layout[by_name[name]])
         strength = np.abs(planes).reshape(len(planes), -1).mean(axis=1)
         order = np.argsort(-strength, kind="stable")[:channels]
         label = fig.add_subplot(len(names), cols, row * cols + 1)

@@ -309,7 +309,7 @@ COMMANDS: dict[str, Command] = {
         "tinycnn.train.cli:cmd_predict",
     ),
     "maps": Command(
-        "draw the feature maps of one test image through MODEL (PNG)",
+        "draw the feature maps of a test image (or --image) through MODEL, or its filters",
         lambda p: importlib.import_module("tinycnn.train.cli").configure_maps(p),
         "tinycnn.train.cli:cmd_maps",
     ),

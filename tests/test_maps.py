@@ -175,3 +175,25 @@ def test_cli_filters(tmp_path, lenet_weights, capsys):
     with pytest.raises(SystemExit):
         cli.main(["maps", "lenet5", "--filters", "--layers", "conv2", "-o", str(out)])
     assert "conv2 reads 6 channels" in capsys.readouterr().err
+
+
+def test_mistakes_surest_first_and_drawn(tmp_path):
+    from tinycnn.train.mistakes import plot_mistakes, worst_mistakes
+
+    y = np.array([0, 1, 2, 0, 1])
+    scores = np.array(
+        [[0.9, 0.1, 0.0], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8], [0.0, 1.0, 0.0]]
+    )
+    assert worst_mistakes(y, scores).tolist() == [3, 2, 1]  # wrong ones by their top score
+    assert worst_mistakes(np.eye(3)[y], scores, count=2).tolist() == [3, 2]  # one-hot labels
+    gray = np.random.default_rng(0).random((5, 1, 6, 6))
+    path, n = plot_mistakes(gray, y, scores, tmp_path / "m.png", count=2, title="t")
+    assert n == 2 and path.read_bytes()[:8] == PNG
+    _, n = plot_mistakes(
+        np.random.default_rng(0).random((5, 3, 6, 6)), y, scores, tmp_path / "c.png"
+    )
+    assert n == 3
+    _, n = plot_mistakes(gray, scores.argmax(-1), scores, tmp_path / "none.png")
+    assert n == 0 and (tmp_path / "none.png").exists()  # nothing wrong: an empty page, said so
+    with pytest.raises(ValueError, match="count must be >= 1"):
+        plot_mistakes(gray, y, scores, tmp_path / "x.png", count=0)

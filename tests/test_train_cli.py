@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -58,6 +59,7 @@ def test_train_then_evaluate(tmp_path, capsys):
     hist = json.loads((out / "history.json").read_text())
     assert len(hist["history"]["val_accuracy"]) == 3
     assert hist["history"]["accuracy"][-1] > 0.7
+    plots = importlib.util.find_spec("matplotlib") is not None
     assert (
         main(
             [
@@ -67,11 +69,14 @@ def test_train_then_evaluate(tmp_path, capsys):
                 str(out / "weights.npz"),
                 "--limit",
                 "2000",
+                *(["--mistakes", str(out / "mistakes.png")] if plots else []),
             ]
         )
         == 0
     )
     text = capsys.readouterr().out
+    if plots:
+        assert f"wrote {out / 'mistakes.png'}: the 32 surest mistakes" in text
     acc = float(text.split("accuracy ")[1].split(" ")[0])
     assert acc > 0.7
     # the confusion matrix: ten rows whose counts add up to the 2000 images, and whose

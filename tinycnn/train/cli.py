@@ -94,6 +94,11 @@ def configure_evaluate(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="weights or training checkpoint (.npz) to evaluate",
     )
+    parser.add_argument(
+        "--mistakes",
+        metavar="FILE",
+        help="also draw the surest misclassified test images (e.g. mistakes.png)",
+    )
 
 
 def _pick_dataset(name: str, input_shape: tuple[int, ...]) -> str:
@@ -232,11 +237,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{model.name} with {args.weights} on {len(x)} {dataset} test images: "
         f"accuracy {acc:.4f} ({100 * acc:.2f} %), loss {loss:.4f}"
     )
+    if y.shape[-1] > CONFUSION_MAX_CLASSES and not args.mistakes:
+        return 0
+    scores = model.predict(x, batch_size=args.batch_size, verbose=0)
     if y.shape[-1] <= CONFUSION_MAX_CLASSES:
         from .metrics import confusion_matrix, confusion_report
 
-        scores = model.predict(x, batch_size=args.batch_size, verbose=0)
         print(confusion_report(confusion_matrix(y, scores, y.shape[-1])))
+    if args.mistakes:
+        from .mistakes import plot_mistakes
+
+        path, n = plot_mistakes(x, y, scores, args.mistakes, title=model.name)
+        print(f"wrote {path}: the {n} surest mistakes" if n else f"wrote {path}: no mistakes")
     return 0
 
 

@@ -48,13 +48,11 @@ def test_train_then_evaluate(tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.index("Total params") < text.index("training mnist_mlp on mnist: 2000 images")
     assert "test accuracy: 0." in text and "on 2000 mnist test images" in text
+    assert text.index("test accuracy") < text.index("rows: true class, columns: predicted")
     names = {"weights.npz", "history.json", "log.csv"}
-    try:
-        import matplotlib  # noqa: F401
-
-        names.add("curves.png")
-    except ImportError:
-        pass
+    if importlib.util.find_spec("matplotlib") is not None:
+        names |= {"curves.png", "mistakes.png"}
+        assert "wrote weights.npz, history.json, log.csv, curves.png, mistakes.png" in text
     assert names <= {p.name for p in out.iterdir()}
     hist = json.loads((out / "history.json").read_text())
     assert len(hist["history"]["val_accuracy"]) == 3

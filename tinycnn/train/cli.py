@@ -2,7 +2,8 @@
 
 ``tinycnn train lenet5`` is the seed's program as one command: it prints the model summary,
 trains on the MNIST copy inside the package (offline), writes ``weights.npz``,
-``history.json`` and ``curves.png`` to ``--out``, and prints the test accuracy.
+``history.json``, ``curves.png`` and ``mistakes.png`` to ``--out``, and prints the test
+accuracy and the confusion matrix.
 
 The default recipe is the seed's (batch 100, Adam) with a longer schedule and light
 augmentation: ``--epochs 20``, Adam at 2e-3 with cosine decay to 0, every training image
@@ -211,6 +212,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ImportError as e:
         print(f"(no curves.png: {e})")
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=args.batch_size, verbose=0)
+    scores = model.predict(x_test, batch_size=args.batch_size, verbose=0)
+    try:
+        from .mistakes import plot_mistakes
+
+        plot_mistakes(x_test, y_test, scores, out / "mistakes.png", title=model.name)
+        wrote.append("mistakes.png")
+    except ImportError as e:
+        print(f"(no mistakes.png: {e})")
     epochs = len(history.epoch)
     per_epoch = sum(history.epoch_seconds) / max(epochs, 1)
     print(f"\n{epochs} epochs in {seconds:.1f} s ({per_epoch:.2f} s/epoch of training steps)")
@@ -219,7 +228,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"test accuracy: {test_acc:.4f} ({100 * test_acc:.2f} %), test loss {test_loss:.4f} "
         f"on {len(x_test)} {dataset} test images"
     )
+    _confusion(y_test, scores)
     return 0
+
+
+def _confusion(y, scores) -> None:
+    """Print the confusion report of one-hot ``y`` against ``scores`` (up to
+    :data:`CONFUSION_MAX_CLASSES` classes)."""
+    if y.shape[-1] <= CONFUSION_MAX_CLASSES:
+        from .metrics import confusion_matrix, confusion_report
+
+        print(confusion_report(confusion_matrix(y, scores, y.shape[-1])))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -240,10 +259,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if y.shape[-1] > CONFUSION_MAX_CLASSES and not args.mistakes:
         return 0
     scores = model.predict(x, batch_size=args.batch_size, verbose=0)
-    if y.shape[-1] <= CONFUSION_MAX_CLASSES:
-        from .metrics import confusion_matrix, confusion_report
-
-        print(confusion_report(confusion_matrix(y, scores, y.shape[-1])))
+    _confusion(y, scores)
     if args.mistakes:
         from .mistakes import plot_mistakes
 

@@ -266,8 +266,8 @@ class Model(Layer):
         return self._run(inputs, training)
 
     def _run(self, inputs, training: bool, keep: dict | None = None):
-        """Run the plan; with ``keep`` (node seq -> name), also fill ``keep_out`` entries: the
-        first output of each of those nodes, by name, in graph order."""
+        """Run the plan.  With ``keep`` (node seq -> name) return ``(outputs, kept)``, ``kept``
+        holding the first output of each of those nodes by name."""
         xs = inputs if self.multi_input else [inputs]
         values: dict[tuple[int, int], Tensor] = {}
         for t, x in zip(self.inputs, xs):
@@ -275,18 +275,15 @@ class Model(Layer):
         kept: dict[str, Tensor] = {}
         for node, in_keys, out_keys, free in self._plan:
             lyr = node.layer
-            if isinstance(lyr, InputLayer):
-                if keep and node.seq in keep:
-                    kept[keep[node.seq]] = values[out_keys[0]]
-                continue
-            ins = [values[k] for k in in_keys]
-            mode = training if node.training is None else node.training
-            out = lyr._forward(ins if lyr.multi_input else ins[0], mode)
-            for k, v in zip(out_keys, out if isinstance(out, list) else [out]):
-                values[k] = v
+            if not isinstance(lyr, InputLayer):  # an input's value is already there
+                ins = [values[k] for k in in_keys]
+                mode = training if node.training is None else node.training
+                out = lyr._forward(ins if lyr.multi_input else ins[0], mode)
+                for k, v in zip(out_keys, out if isinstance(out, list) else [out]):
+                    values[k] = v
             if keep and node.seq in keep:
                 kept[keep[node.seq]] = values[out_keys[0]]
-            for k in free:
+            for k in free:  # (an input has no inputs, so nothing to free)
                 del values[k]
         outs = [values[(t.node.seq, t.index)] for t in self.outputs]
         outs = outs[0] if self._single_output else outs

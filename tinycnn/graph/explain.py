@@ -239,7 +239,7 @@ def explain(
     total = model.count_params()
     lines.append(f"Total: {total:,} parameters")
     if receptive_field:
-        lines.append(_largest_field(model, fields))
+        lines.append(_largest_field(model, fields, layout))
     text = "\n".join(lines)
     if return_string:
         return text
@@ -247,8 +247,9 @@ def explain(
     return None
 
 
-def _largest_field(model, fields) -> str:
-    """The closing line: the field of the last layer whose outputs are still pixels."""
+def _largest_field(model, fields, layout) -> str:
+    """The closing line: the field of the last layer whose outputs are still pixels
+    (``layout``: :func:`layouts` of the model)."""
     g = model.graph
     lost = [n for n in g if not fields[n].known]
     if lost:
@@ -264,7 +265,7 @@ def _largest_field(model, fields) -> str:
     (rh, rw) = fields[n].size
     first = next(iter(g))  # the (first) input
     ins = g.nodes[first]["output_shapes"][0]
-    h, w = (ins[1], ins[2]) if layouts(model)[first] else (ins[-2], ins[-1])
+    h, w = (ins[1], ins[2]) if layout[first] else (ins[-2], ins[-1])
     note = ""
     if rh > h or rw > w:
         note = " (larger than the input: part of every field lies in the padding)"

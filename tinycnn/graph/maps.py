@@ -57,12 +57,7 @@ def plot_feature_maps(
     ``layers``: names to draw (default: see :func:`pick_layers`); ``channels``: how many of
     each layer's channels, the strongest first.  Needs matplotlib (``pip install
     tinycnn[plot]``); draws on a bare ``Figure``, never through pyplot."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError(
-            "plot_feature_maps needs matplotlib: pip install 'tinycnn[plot]'"
-        ) from None
+    from .._plotting import figure, image_cell, save
     from .explain import layouts
     from .receptive import receptive_fields
 
@@ -81,7 +76,7 @@ def plot_feature_maps(
             "spatial output to draw (only layers with (N, C, H, W) or (N, H, W, C) outputs)"
         )
     cols = 1 + channels
-    fig = Figure(figsize=(1.25 * cols, 1.35 * len(names) + (0.5 if title else 0.1)))
+    fig = figure("plot_feature_maps", 1.25 * cols, 1.35 * len(names) + (0.5 if title else 0.1))
     for row, name in enumerate(names):
         planes = _hw_planes(maps[name][0], layout[by_name[name]])
         strength = np.abs(planes).reshape(len(planes), -1).mean(axis=1)
@@ -93,18 +88,12 @@ def plot_feature_maps(
         rf = "" if field.size is None else f"\nRF {field.size[0]}×{field.size[1]}"
         label.text(0.0, 0.5, f"{name}\n{h}×{w}×{c}{rf}", fontsize=7, va="center", ha="left")
         for k, ch in enumerate(order):
-            ax = fig.add_subplot(len(names), cols, row * cols + 2 + k)
+            ax = image_cell(fig, len(names), cols, row * cols + 1 + k, f"c{ch}", 6, 1)
             gray = g.nodes[by_name[name]]["family"] == "input"
             ax.imshow(planes[ch], cmap="gray" if gray else "viridis", interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"c{ch}", fontsize=6, pad=1)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    return path
+    return save(fig, path)
 
 
 def plot_filters(
@@ -115,10 +104,8 @@ def plot_filters(
     input, in colour for 3 channels, each scaled to its own range.  Deeper layers' kernels
     mix dozens of channels and are no picture; their feature maps are
     (:func:`plot_feature_maps`)."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError("plot_filters needs matplotlib: pip install 'tinycnn[plot]'") from None
+    from .._plotting import figure, image_cell, save
+
     g = model.graph
     convs = [g.nodes[n]["layer"] for n in g if g.nodes[n]["type"] == "Conv2D"]
     if layer is None:
@@ -140,22 +127,16 @@ def plot_filters(
     n = kernel.shape[0]
     cols = min(n, 8)
     rows = -(-n // cols)
-    fig = Figure(figsize=(1.1 * cols, 1.2 * rows + (0.5 if title else 0.1)))
+    fig = figure("plot_filters", 1.1 * cols, 1.2 * rows + (0.5 if title else 0.1))
     for k in range(n):
         f = kernel[k]
         lo, hi = float(f.min()), float(f.max())
         f = (f - lo) / (hi - lo) if hi > lo else np.zeros_like(f)
-        ax = fig.add_subplot(rows, cols, k + 1)
+        ax = image_cell(fig, rows, cols, k, f"f{k}", 6, 1)
         if f.shape[0] == 3:
             ax.imshow(np.moveaxis(f, 0, -1), interpolation="nearest")
         else:
             ax.imshow(f[0], cmap="gray", interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(f"f{k}", fontsize=6, pad=1)
     heading = f"{conv.name}: {n} filters of {kernel.shape[2]}×{kernel.shape[3]}"
     fig.suptitle(f"{title}, {heading}" if title else heading, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    return path
+    return save(fig, path)

@@ -68,15 +68,11 @@ class History:
         Needs matplotlib (``pip install tinycnn[plot]``).  Draws on a bare ``Figure`` (Agg
         canvas), never through pyplot: no window, no display needed, the user's backend untouched.
         """
-        try:
-            from matplotlib.figure import Figure
-        except ImportError:
-            raise ImportError(
-                "History.plot needs matplotlib: pip install 'tinycnn[plot]'"
-            ) from None
+        from .._plotting import figure, save
+
         acc_key = next((k for k in self.history if not k.startswith("val_") and "acc" in k), None)
         panels = ([acc_key] if acc_key else []) + ["loss"]
-        fig = Figure(figsize=(5.5 * len(panels), 4.2))
+        fig = figure("History.plot", 5.5 * len(panels), 4.2)
         epochs = [e + 1 for e in self.epoch]
         for i, key in enumerate(panels):
             ax = fig.add_subplot(1, len(panels), i + 1)
@@ -91,7 +87,4 @@ class History:
             ax.legend(loc="lower right" if what == "accuracy" else "upper right")
         if title:
             fig.suptitle(title)
-        fig.tight_layout()
-        path = Path(path)
-        fig.savefig(path, dpi=110)
-        return path
+        return save(fig, path)

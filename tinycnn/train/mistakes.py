@@ -24,10 +24,8 @@ def plot_mistakes(
     """Draw up to ``count`` misclassified ``images`` (``(N, C, H, W)``, 1 or 3 channels) with
     ``true → predicted (score)`` above each, the surest mistakes first, and save to ``path``.
     Returns the path and how many were drawn.  Needs matplotlib (``tinycnn[plot]``)."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError("plot_mistakes needs matplotlib: pip install 'tinycnn[plot]'") from None
+    from .._plotting import figure, image_cell, save
+
     if count < 1:
         raise ValueError(f"plot_mistakes: count must be >= 1, got {count}")
     x, s = np.asarray(images), np.asarray(scores)
@@ -36,22 +34,16 @@ def plot_mistakes(
     picked = worst_mistakes(t, s, count)
     cols = max(1, min(8, len(picked)))
     rows = max(1, -(-len(picked) // cols))
-    fig = Figure(figsize=(1.2 * cols, 1.35 * rows + 0.5))
+    fig = figure("plot_mistakes", 1.2 * cols, 1.35 * rows + 0.5)
     for k, i in enumerate(picked):
-        ax = fig.add_subplot(rows, cols, k + 1)
+        p = int(s[i].argmax())
+        ax = image_cell(fig, rows, cols, k, f"{t[i]} → {p} ({100 * s[i, p]:.0f} %)", 7, 2)
         img = x[i]
         if img.shape[0] == 3:
             ax.imshow(np.clip(np.moveaxis(img, 0, -1), 0, 1), interpolation="nearest")
         else:
             ax.imshow(img[0], cmap="gray", interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        p = int(s[i].argmax())
-        ax.set_title(f"{t[i]} → {p} ({100 * s[i, p]:.0f} %)", fontsize=7, pad=2)
     wrong = int((s.argmax(-1) != t).sum())
     head = f"{wrong:,} of {len(t):,} wrong; the {len(picked)} surest mistakes (true → predicted)"
     fig.suptitle(f"{title}: {head}" if title else head, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    return path, len(picked)
+    return save(fig, path), len(picked)

@@ -286,6 +286,16 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------- table
+def _deferred(help_: str, module: str, name: str) -> Command:
+    """A subcommand whose code lives in ``module`` (``configure_<name>``, ``cmd_<name>``) and
+    is imported only when that subcommand is asked for."""
+    return Command(
+        help_,
+        lambda p: getattr(importlib.import_module(module), f"configure_{name}")(p),
+        f"{module}:cmd_{name}",
+    )
+
+
 COMMANDS: dict[str, Command] = {
     "zoo": Command("list the zoo models with parameters, MACs and input shape", _zoo_args, cmd_zoo),
     "summary": Command("print a Keras-style summary table of MODEL", _summary_args, cmd_summary),
@@ -293,30 +303,30 @@ COMMANDS: dict[str, Command] = {
         "walk through every layer's output-size arithmetic", _explain_args, cmd_explain
     ),
     "draw": Command("draw MODEL's architecture diagram with Graphviz", _draw_args, cmd_draw),
-    "train": Command(
+    "train": _deferred(
         "train MODEL (MNIST for 1-channel models); save weights, history, curves",
-        lambda p: importlib.import_module("tinycnn.train.cli").configure_train(p),
-        "tinycnn.train.cli:cmd_train",
+        "tinycnn.train.cli",
+        "train",
     ),
-    "evaluate": Command(
+    "evaluate": _deferred(
         "evaluate MODEL with saved weights on its dataset's test split",
-        lambda p: importlib.import_module("tinycnn.train.cli").configure_evaluate(p),
-        "tinycnn.train.cli:cmd_evaluate",
+        "tinycnn.train.cli",
+        "evaluate",
     ),
-    "predict": Command(
+    "predict": _deferred(
         "classify your own image files with MODEL (MNIST-style preparation for 1 channel)",
-        lambda p: importlib.import_module("tinycnn.train.cli").configure_predict(p),
-        "tinycnn.train.cli:cmd_predict",
+        "tinycnn.train.cli",
+        "predict",
     ),
-    "maps": Command(
+    "maps": _deferred(
         "draw the feature maps of a test image (or --image) through MODEL, or its filters",
-        lambda p: importlib.import_module("tinycnn.train.cli").configure_maps(p),
-        "tinycnn.train.cli:cmd_maps",
+        "tinycnn.train.cli",
+        "maps",
     ),
-    "bench": Command(
+    "bench": _deferred(
         "time MODEL's training step and forward pass on random data, here",
-        lambda p: importlib.import_module("tinycnn.bench").configure_bench(p),
-        "tinycnn.bench:cmd_bench",
+        "tinycnn.bench",
+        "bench",
     ),
 }
 

@@ -45,6 +45,24 @@ def test_model_methods_train_and_fuse_the_softmax(head):
     assert acc == pytest.approx((p.argmax(1) == y.argmax(1)).mean())
 
 
+def test_a_frozen_model_compiles_evaluates_and_refuses_to_fit():
+    x, y = blobs(60, one_hot=True)
+    model = mlp()
+    before = model.predict(x)
+    model.trainable = False
+    assert model.parameters() == [] and model.device == "cpu"
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    loss, acc = model.evaluate(x, y, verbose=0)
+    assert 0 < acc < 1 and loss > 0
+    np.testing.assert_array_equal(model.predict(x), before)
+    with pytest.raises(ValueError, match=r'model "mlp_dense" has no trainable weights.*compile'):
+        model.fit(x, y, verbose=0)
+    model.trainable = True  # unfrozen and compiled again, it trains
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    assert not np.array_equal(model.predict(x), before)
+
+
 def test_sequential_and_seed_repeatability():
     x, y = blobs(200)
 

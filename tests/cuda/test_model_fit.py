@@ -99,3 +99,33 @@ def test_cli_trains_on_cuda(tmp_path, capsys):
             "--limit", "16"]  # fmt: skip
     assert main(argv) == 0
     assert "accuracy " in capsys.readouterr().out
+
+
+def test_frozen_and_weightless_models_run_where_they_were_moved():
+    """The device is the weights' (trainable or not); a model without weights keeps the one
+    given to ``to``.  Inputs of predict/evaluate/feature_maps go there."""
+    x = RNG.standard_normal((8, 1, 8, 8)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[RNG.integers(0, 3, 8)]
+    state = small_cnn().state_dict()
+    results = {}
+    for device in ("cpu", "cuda"):
+        model = small_cnn()
+        model.load_state_dict(state)
+        model.trainable = False
+        assert model.parameters() == []
+        model.to(device)
+        assert model.device == device
+        model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
+        results[device] = (model.predict(x, batch_size=4), model.evaluate(x, y, verbose=0),
+                           model.feature_maps(x, ["pool"])["pool"])  # fmt: skip
+    for got, want in zip(results["cuda"], results["cpu"]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+    clear_session()
+    pooled = tc.Sequential([tc.Input((1, 8, 8)), L.AveragePooling2D(2), L.Flatten()])
+    assert pooled.weights == [] and pooled.device == "cpu"
+    assert pooled.to("cuda").device == "cuda"
+    out = pooled(tc.tensor(x, device=pooled.device))
+    assert out.device == "cuda"
+    want = x.reshape(8, 1, 4, 2, 4, 2).mean((3, 5)).reshape(8, -1)
+    np.testing.assert_allclose(pooled.predict(x), want, rtol=1e-5, atol=1e-7)

@@ -49,6 +49,7 @@ class Model(Layer):
     """
 
     family = "model"
+    _device = "cpu"  # where to() last moved a model that has no weights
 
     def __init__(self, inputs, outputs, name: str | None = None, trainable: bool = True):
         super().__init__(name=name)
@@ -311,9 +312,8 @@ class Model(Layer):
                     f"the layers are {', '.join(names)}"
                 )
         keep = {names[name]: name for name in wanted}
-        params = self.weights
         with no_grad():
-            tensors = self._call_eager_inputs(x, params[0].device if params else "cpu")
+            tensors = self._call_eager_inputs(x, self.device)
             _, kept = self._run(tensors if self.multi_input else tensors[0], False, keep)
         return {name: kept[name].numpy() for name in wanted}
 
@@ -377,11 +377,20 @@ class Model(Layer):
             if w.constraint is not None:
                 _assign(w.tensor, w.constraint(w.tensor.numpy()))
 
+    @property
+    def device(self) -> str:
+        """Where the model runs: the device of its weights, trainable or frozen (a model with
+        no weights: the one last given to :meth:`to`, else ``"cpu"``).  ``fit``, ``evaluate``,
+        ``predict`` and :meth:`feature_maps` put their inputs there."""
+        weights = self.weights
+        return weights[0].device if weights else self._device
+
     def to(self, device: str) -> Model:
         """Move every weight to ``device`` (in place: the tensors keep their identity)."""
         from ..device import check_device, get_backend
 
         device = check_device(device)
+        self._device = device
         for _, w in self._named_weights():
             t = w.tensor
             if t.device != device:

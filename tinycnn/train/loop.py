@@ -1,6 +1,7 @@
 """``compile``, ``fit``, ``evaluate``, ``predict``: Keras' training API over any model with
-``model(x, training=)``, ``parameters()``, ``losses``, ``state_dict()``/``load_state_dict()``
-(``tinycnn.Model`` delegates its methods here with itself as the first argument)."""
+``model(x, training=)``, ``parameters()``, ``losses``, ``state_dict()``/``load_state_dict()``,
+optionally ``device`` (``tinycnn.Model`` delegates its methods here with itself as the first
+argument)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def compile(model, optimizer="adam", loss=None, metrics=None) -> None:  # noqa: 
             f"compile: optimizer must be a name or a tinycnn.optim optimizer, got "
             f"{type(optimizer).__name__}"
         )
-    if not optimizer.params:
+    if not optimizer.params and model.parameters():  # a frozen model compiles for evaluate
         optimizer.bind(model.parameters())
     metric_ids = list(metrics or [])
     for m in metric_ids:  # fail at compile time on a bad name
@@ -151,16 +152,21 @@ def _batches(n: int, batch_size: int, order: np.ndarray | None):
         yield (slice(start, stop) if order is None else order[start:stop]), stop - start
 
 
-def _device(model) -> str:
-    params = model.parameters()
-    return params[0].device if params else "cpu"
-
-
 def _regularized(model, loss: Tensor) -> Tensor:
     extra = getattr(model, "losses", None) or []
     for term in extra:
         loss = loss + term
     return loss
+
+
+def _device(model) -> str:
+    """Where the inputs go: ``model.device`` (a ``tinycnn.Model``: its weights' device, frozen
+    ones included), else that of its first parameter."""
+    device = getattr(model, "device", None)
+    if device is None:
+        params = model.parameters()
+        device = params[0].device if params else "cpu"
+    return device
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -218,6 +224,12 @@ def fit(
     model does not take, labels out of range for the model's outputs.
     """
     cfg = _config(model, "fit")
+    if not cfg.optimizer.params:
+        raise ValueError(
+            f'fit: model "{getattr(model, "name", type(model).__name__)}" has no trainable weights (every layer that has weights '
+            "is frozen: trainable=False), so there is nothing to train; set trainable=True on "
+            "the layers to train and compile again, or use evaluate/predict"
+        )
     if augment is not None and not callable(augment):
         raise TypeError(f"fit: augment must be callable(x_batch, rng), got {augment!r}")
     if not isinstance(epochs, int) or not isinstance(initial_epoch, int) or initial_epoch < 0:

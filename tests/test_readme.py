@@ -28,3 +28,38 @@ def test_first_example_prints_the_losses_the_readme_shows(capsys):
     printed = re.findall(r"loss ([\d.]+)", capsys.readouterr().out)
     shown = re.search(r"# ([\d.]+), ([\d.]+), ([\d.]+)", code).groups()
     assert printed == list(shown)
+
+
+def test_every_name_the_readme_gives_exists():
+    """``tc.a.b.C`` as written in code works after a bare ``import tinycnn as tc`` (attribute
+    access, in a fresh interpreter, so no other test's imports help); ``tinycnn.a.b.f`` in the
+    prose is importable (``from tinycnn.a.b import f``)."""
+    import subprocess
+    import sys
+
+    text = (ROOT / "README.md").read_text()
+    names = sorted(set(re.findall(r"\b(?:tc|tinycnn)(?:\.[A-Za-z_]\w*)+", text)))
+    assert len(names) > 20
+    code = f"""
+import functools, importlib
+import tinycnn
+bad = []
+for name in {names!r}:
+    parts = name.split(".")
+    try:
+        if parts[0] == "tc":
+            functools.reduce(getattr, parts[1:], tinycnn)
+            continue
+        for cut in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+                break
+            except ImportError:
+                pass
+        functools.reduce(getattr, parts[cut:], obj)
+    except AttributeError as e:
+        bad.append(f"{{name}}: {{e}}")
+print("\\n".join(bad))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", out.stdout

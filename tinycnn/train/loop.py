@@ -225,8 +225,9 @@ def fit(
     """
     cfg = _config(model, "fit")
     if not cfg.optimizer.params:
+        name = getattr(model, "name", type(model).__name__)
         raise ValueError(
-            f'fit: model "{getattr(model, "name", type(model).__name__)}" has no trainable weights (every layer that has weights '
+            f'fit: model "{name}" has no trainable weights (every layer that has weights '
             "is frozen: trainable=False), so there is nothing to train; set trainable=True on "
             "the layers to train and compile again, or use evaluate/predict"
         )

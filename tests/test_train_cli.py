@@ -88,6 +88,28 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert "most frequent mistakes (true → predicted):" in text
 
 
+def test_evaluate_finds_the_weights_train_wrote(tmp_path, monkeypatch, capsys):
+    """Without --weights, evaluate takes runs/MODEL/weights.npz (train's default output), and
+    says what to do when there is none: never an evaluation of untrained weights."""
+    monkeypatch.chdir(tmp_path)
+    model = "tests.test_train_cli:mlp"
+    with pytest.raises(SystemExit):
+        main(["evaluate", model, "--limit", "100"])
+    err = capsys.readouterr().err
+    assert "no weights to use: runs/mnist_mlp/weights.npz does not exist" in err
+    assert f"tinycnn train {model}" in err and "--weights FILE" in err
+    argv = ["train", model, "--epochs", "1", "--limit", "200", "--quiet", "--augment", "0"]
+    assert main(argv) == 0
+    assert (tmp_path / "runs" / "mnist_mlp" / "weights.npz").is_file()
+    trained = capsys.readouterr().out.split("test accuracy: ")[1].split(",")[0]
+    assert main(["evaluate", model, "--limit", "200"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        f"mnist_mlp with runs/mnist_mlp/weights.npz on 200 mnist test images: accuracy {trained},"
+        in text
+    )
+
+
 def test_cli_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(

@@ -89,12 +89,7 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
 
 def configure_evaluate(parser: argparse.ArgumentParser) -> None:
     _common(parser)
-    parser.add_argument(
-        "--weights",
-        required=True,
-        metavar="FILE",
-        help="weights or training checkpoint (.npz) to evaluate",
-    )
+    _weights_arg(parser, "runs/MODEL/weights.npz, which tinycnn train writes")
     parser.add_argument(
         "--mistakes",
         metavar="FILE",
@@ -242,18 +237,15 @@ def _confusion(y, scores) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..cli import CLIError
 
-    if not Path(args.weights).is_file():
-        raise CLIError(f"--weights {args.weights}: no such file")
     model, input_shape = _model(args)
     dataset = _pick_dataset(args.dataset, input_shape)
-    model.load_weights(args.weights)
+    weights = _weights(args, model, required=True)
     x, y = _load(dataset, "test", input_shape, args.limit)
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     loss, acc = model.evaluate(x, y, batch_size=args.batch_size, verbose=0)
     print(
-        f"{model.name} with {args.weights} on {len(x)} {dataset} test images: "
+        f"{model.name} with {weights} on {len(x)} {dataset} test images: "
         f"accuracy {acc:.4f} ({100 * acc:.2f} %), loss {loss:.4f}"
     )
     if y.shape[-1] > CONFUSION_MAX_CLASSES and not args.mistakes:
@@ -268,12 +260,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _weights_arg(parser: argparse.ArgumentParser) -> None:
+def _weights_arg(
+    parser: argparse.ArgumentParser,
+    default: str = "runs/MODEL/weights.npz if it exists, else the untrained initial weights",
+) -> None:
     parser.add_argument(
         "--weights",
         metavar="FILE",
-        help="trained weights or checkpoint (.npz); default: runs/MODEL/weights.npz if it "
-        "exists, else the untrained initial weights",
+        help=f"trained weights or checkpoint (.npz); default: {default}",
     )
 
 
@@ -307,15 +301,20 @@ def configure_maps(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="default MODEL_maps.png")
 
 
-def _weights(args, model) -> str:
+def _weights(args, model, required: bool = False) -> str:
     """Load ``--weights`` (or runs/MODEL/weights.npz when it exists) into ``model``; returns
-    what was loaded, for the output."""
+    what was loaded, for the output.  ``required``: no untrained fallback."""
     from ..cli import CLIError
 
     weights = args.weights
     if weights is None:
         default = Path("runs") / model.name / "weights.npz"
         weights = str(default) if default.is_file() else None
+        if weights is None and required:
+            raise CLIError(
+                f"no weights to use: {default} does not exist. Train first (`tinycnn train "
+                f"{args.model}`, which writes it), or pass --weights FILE"
+            )
     elif not Path(weights).is_file():
         raise CLIError(f"--weights {weights}: no such file")
     if weights:

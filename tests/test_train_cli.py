@@ -89,25 +89,51 @@ def test_train_then_evaluate(tmp_path, capsys):
 
 
 def test_evaluate_finds_the_weights_train_wrote(tmp_path, monkeypatch, capsys):
-    """Without --weights, evaluate takes runs/MODEL/weights.npz (train's default output), and
-    says what to do when there is none: never an evaluation of untrained weights."""
+    """Without --weights, evaluate takes the latest run's weights (train's default output), and
+    says what to do when there is none: never an evaluation of untrained weights.  A second
+    run writes runs/MODEL-2: the first run's weights are kept."""
     monkeypatch.chdir(tmp_path)
     model = "tests.test_train_cli:mlp"
     with pytest.raises(SystemExit):
         main(["evaluate", model, "--limit", "100"])
     err = capsys.readouterr().err
-    assert "no weights to use: runs/mnist_mlp/weights.npz does not exist" in err
+    assert "no weights to use: no run of mnist_mlp in runs/ has weights.npz" in err
     assert f"tinycnn train {model}" in err and "--weights FILE" in err
-    argv = ["train", model, "--epochs", "1", "--limit", "200", "--quiet", "--augment", "0"]
-    assert main(argv) == 0
-    assert (tmp_path / "runs" / "mnist_mlp" / "weights.npz").is_file()
-    trained = capsys.readouterr().out.split("test accuracy: ")[1].split(",")[0]
+    accuracy = {}
+    for run, epochs in (("mnist_mlp", "1"), ("mnist_mlp-2", "2")):
+        argv = ["train", model, "--epochs", epochs, "--limit", "200", "--quiet", "--augment", "0"]
+        first = (tmp_path / "runs" / "mnist_mlp" / "weights.npz").read_bytes() if accuracy else b""
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert (tmp_path / "runs" / run / "weights.npz").is_file()
+        if accuracy:  # the first run is untouched
+            assert (tmp_path / "runs" / "mnist_mlp" / "weights.npz").read_bytes() == first
+            assert "earlier runs of mnist_mlp are kept: this one writes to runs/mnist_mlp-2" in out
+        accuracy[run] = out.split("test accuracy: ")[1].split(",")[0]
+        assert main(["evaluate", model, "--limit", "200"]) == 0
+        text = capsys.readouterr().out
+        assert (
+            f"with runs/{run}/weights.npz on 200 mnist test images: accuracy {accuracy[run]},"
+            in text
+        )
+    (tmp_path / "runs" / "mnist_mlp-3").mkdir()  # an interrupted run: no weights, skipped
+    (tmp_path / "runs" / "mnist_mlp-old").mkdir()  # not a run number
     assert main(["evaluate", model, "--limit", "200"]) == 0
-    text = capsys.readouterr().out
-    assert (
-        f"mnist_mlp with runs/mnist_mlp/weights.npz on 200 mnist test images: accuracy {trained},"
-        in text
-    )
+    assert "runs/mnist_mlp-2/weights.npz" in capsys.readouterr().out
+
+
+def test_run_directories(tmp_path):
+    from tinycnn.train.cli import latest_weights, new_run_dir
+
+    assert new_run_dir("m", tmp_path) == tmp_path / "m"
+    assert latest_weights("m", tmp_path) is None
+    for name in ("m", "m-2", "m-10", "m-x", "m-1", "mm-3", "m-4.txt"):
+        (tmp_path / name).mkdir()
+    assert new_run_dir("m", tmp_path) == tmp_path / "m-11"  # numbers, not names, order runs
+    assert latest_weights("m", tmp_path) is None
+    for name in ("m", "m-2", "mm-3"):
+        (tmp_path / name / "weights.npz").write_bytes(b"")
+    assert latest_weights("m", tmp_path) == tmp_path / "m-2" / "weights.npz"
 
 
 def test_cli_errors(tmp_path, capsys):

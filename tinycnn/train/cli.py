@@ -27,6 +27,8 @@ __all__ = [
     "configure_maps",
     "configure_predict",
     "configure_train",
+    "latest_weights",
+    "new_run_dir",
 ]
 
 DATASETS = ("auto", "mnist", "fashion_mnist", "cifar10")
@@ -83,13 +85,18 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="hold out the last fraction of the training set (default 0.1)",
     )
-    parser.add_argument("--out", metavar="DIR", help="output directory (default runs/MODEL)")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output directory (default runs/MODEL, or runs/MODEL-2, -3, ... when it exists: "
+        "a run never overwrites another)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
 
 def configure_evaluate(parser: argparse.ArgumentParser) -> None:
     _common(parser)
-    _weights_arg(parser, "runs/MODEL/weights.npz, which tinycnn train writes")
+    _weights_arg(parser, "the latest run's runs/MODEL[-N]/weights.npz, which tinycnn train writes")
     parser.add_argument(
         "--mistakes",
         metavar="FILE",
@@ -159,9 +166,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     tc_random.manual_seed(args.seed)  # the initial weights too: --seed repeats the whole run
     model, input_shape = _model(args)
     dataset = _pick_dataset(args.dataset, input_shape)
-    out = Path(args.out or Path("runs") / model.name)
+    out = Path(args.out) if args.out else new_run_dir(model.name)
     out.mkdir(parents=True, exist_ok=True)
     model.summary()
+    if not args.out and out.name != model.name:
+        print(f"(earlier runs of {model.name} are kept: this one writes to {out})")
     x, y = _load(dataset, "train", input_shape, args.limit)
     x_test, y_test = _load(dataset, "test", input_shape, args.limit)
     opt = {
@@ -262,7 +271,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _weights_arg(
     parser: argparse.ArgumentParser,
-    default: str = "runs/MODEL/weights.npz if it exists, else the untrained initial weights",
+    default: str = "the latest run's runs/MODEL[-N]/weights.npz if there is one, else the "
+    "untrained initial weights",
 ) -> None:
     parser.add_argument(
         "--weights",
@@ -301,19 +311,44 @@ def configure_maps(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="default MODEL_maps.png")
 
 
+def _runs(name: str, root: Path) -> list[tuple[int, Path]]:
+    """The run directories of model ``name``: ``root/name`` (run 1), ``root/name-2``, ..."""
+    found = [(1, root / name)] if (root / name).is_dir() else []
+    for path in root.glob(f"{name}-*"):
+        number = path.name[len(name) + 1 :]
+        if path.is_dir() and number.isdigit() and int(number) >= 2:
+            found.append((int(number), path))
+    return sorted(found)
+
+
+def new_run_dir(name: str, root: Path = Path("runs")) -> Path:
+    """A directory no run has used: ``runs/name``, else ``runs/name-N`` one past the highest
+    (so a new run never overwrites the weights of an earlier one)."""
+    runs = _runs(name, root)
+    return root / name if not runs else root / f"{name}-{runs[-1][0] + 1}"
+
+
+def latest_weights(name: str, root: Path = Path("runs")) -> Path | None:
+    """``weights.npz`` of the latest run of ``name`` that finished (wrote its weights)."""
+    for _, path in reversed(_runs(name, root)):
+        if (path / "weights.npz").is_file():
+            return path / "weights.npz"
+    return None
+
+
 def _weights(args, model, required: bool = False) -> str:
-    """Load ``--weights`` (or runs/MODEL/weights.npz when it exists) into ``model``; returns
-    what was loaded, for the output.  ``required``: no untrained fallback."""
+    """Load ``--weights`` (or the latest run's weights, :func:`latest_weights`) into ``model``;
+    returns what was loaded, for the output.  ``required``: no untrained fallback."""
     from ..cli import CLIError
 
     weights = args.weights
     if weights is None:
-        default = Path("runs") / model.name / "weights.npz"
-        weights = str(default) if default.is_file() else None
+        found = latest_weights(model.name)
+        weights = str(found) if found else None
         if weights is None and required:
             raise CLIError(
-                f"no weights to use: {default} does not exist. Train first (`tinycnn train "
-                f"{args.model}`, which writes it), or pass --weights FILE"
+                f"no weights to use: no run of {model.name} in runs/ has weights.npz. Train "
+                f"first (`tinycnn train {args.model}`, which writes it), or pass --weights FILE"
             )
     elif not Path(weights).is_file():
         raise CLIError(f"--weights {weights}: no such file")

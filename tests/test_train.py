@@ -438,3 +438,25 @@ def test_confusion_matrix_counts_and_report():
         "c    2    3    1 |  16.7 %",
         "most frequent mistakes (true → predicted): c → b (3), c → a (2), a → b (1)",
     ]
+
+
+def test_history_round_trips_and_extends():
+    from tinycnn.train.history import History
+
+    h = History()
+    h.append(0, {"loss": 1.0, "val_loss": float("nan")}, 0.5)
+    h.params = {"epochs": 3}
+    doc = h.to_dict()
+    assert doc["history"]["val_loss"] == [None]  # JSON has no NaN
+    json.dumps(doc, allow_nan=False)
+    back = History.from_dict(doc)
+    assert (
+        back.epoch == [0] and back.epoch_seconds == [0.5] and np.isnan(back.history["val_loss"][0])
+    )
+    later = History()
+    later.append(1, {"loss": 0.5, "val_loss": 0.7}, 0.25)
+    later.append(2, {"loss": 0.25, "val_loss": 0.6}, 0.25)
+    later.params = {"epochs": 3, "steps": 2}
+    back.extend(later)
+    assert back.epoch == [0, 1, 2] and back.history["loss"] == [1.0, 0.5, 0.25]
+    assert back.history["val_loss"][1:] == [0.7, 0.6] and back.params == later.params

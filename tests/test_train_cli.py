@@ -49,10 +49,13 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert text.index("Total params") < text.index("training mnist_mlp on mnist: 2000 images")
     assert "test accuracy: 0." in text and "on 2000 mnist test images" in text
     assert text.index("test accuracy") < text.index("rows: true class, columns: predicted")
-    names = {"weights.npz", "history.json", "log.csv"}
+    names = {"weights.npz", "history.json", "log.csv", "run.json", "checkpoint.npz"}
     if importlib.util.find_spec("matplotlib") is not None:
         names |= {"curves.png", "mistakes.png"}
-        assert "wrote weights.npz, history.json, log.csv, curves.png, mistakes.png" in text
+        assert (
+            "wrote weights.npz, history.json, log.csv, run.json, checkpoint.npz, curves.png, "
+            "mistakes.png" in text
+        )
     assert names <= {p.name for p in out.iterdir()}
     hist = json.loads((out / "history.json").read_text())
     assert len(hist["history"]["val_accuracy"]) == 3
@@ -167,3 +170,61 @@ def test_same_seed_same_weights(tmp_path, capsys):
     capsys.readouterr()
     for key in weights[0].files:
         np.testing.assert_array_equal(weights[0][key], weights[1][key], err_msg=key)
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in epoch 3 of 4: the two finished epochs are in checkpoint.npz, and ``--resume``
+    ends with the weights, history and log of the run that was never interrupted, bit for bit
+    (shuffles, dropout masks and shifts are drawn per epoch from the seed)."""
+    monkeypatch.chdir(tmp_path)
+    model = "tests.test_train_cli:mlp"
+    argv = ["train", model, "--epochs", "4", "--limit", "200", "--quiet", "--augment", "1"]
+    assert main([*argv, "--out", "whole"]) == 0
+    capsys.readouterr()
+
+    step = tc.optim.Optimizer.step
+    calls = []
+
+    def interrupted(self):  # 2 steps per epoch: the 5th is epoch 3's first
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        step(self)
+
+    monkeypatch.setattr(tc.optim.Optimizer, "step", interrupted)
+    assert main(argv) == 130
+    out = capsys.readouterr().out
+    assert (
+        "interrupted in epoch 3 of 4: the 2 finished epochs are saved in "
+        "runs/mnist_mlp/checkpoint.npz; continue with "
+        f"`tinycnn train {model} --resume runs/mnist_mlp`" in out
+    )
+    assert not (tmp_path / "runs" / "mnist_mlp" / "weights.npz").exists()
+    monkeypatch.setattr(tc.optim.Optimizer, "step", step)
+
+    with pytest.raises(SystemExit):  # a resumed run keeps its settings
+        main(["train", model, "--resume", "--epochs", "9"])
+    assert "--epochs 9 differs from the run's 4; a resumed run keeps its settings" in (
+        capsys.readouterr().err
+    )
+    log = tmp_path / "runs" / "mnist_mlp" / "log.csv"  # epoch 3 logged, then interrupted
+    log.write_text(log.read_text() + "2,0.5,1.0,0.5,1.0,0.001\n")
+    assert main(["train", model, "--resume", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming runs/mnist_mlp at epoch 3: training mnist_mlp on mnist" in out
+    assert "2 epochs in" in out
+    run, whole = tmp_path / "runs" / "mnist_mlp", tmp_path / "whole"
+    a, b = np.load(run / "weights.npz"), np.load(whole / "weights.npz")
+    assert a.files == b.files
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    ha, hb = (json.loads((d / "history.json").read_text()) for d in (run, whole))
+    assert ha["history"] == hb["history"] and ha["epoch"] == hb["epoch"] == [0, 1, 2, 3]
+    assert (run / "log.csv").read_text() == (whole / "log.csv").read_text()
+
+    with pytest.raises(SystemExit):  # nothing left to resume
+        main(["train", model, "--resume"])
+    assert "no unfinished run of mnist_mlp in runs/" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", model, "--resume", "whole"])
+    assert "the run finished its 4 epochs already" in capsys.readouterr().err

@@ -92,6 +92,14 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
         "a run never overwrites another)",
     )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="continue an interrupted run (default: MODEL's latest run) from its "
+        "checkpoint.npz, with its own settings (run.json)",
+    )
 
 
 def configure_evaluate(parser: argparse.ArgumentParser) -> None:
@@ -157,19 +165,119 @@ def cosine_schedule(lr0: float, epochs: int):
     return schedule
 
 
+# The settings of a run, saved in its run.json: ``--resume`` continues with these.
+RUN_SETTINGS = ("input_shape", "num_classes", "dataset", "batch_size", "limit", "epochs", "lr",
+                "optimizer", "schedule", "augment", "seed", "val_split")  # fmt: skip
+CHECKPOINT = "checkpoint.npz"
+
+
+def _run_checkpoint(path: Path, before):
+    """A callback that saves ``path`` (weights, optimizer, RNG, the history so far) whenever an
+    epoch has finished: at the start of the next one, and at the end of training.  Not at the
+    end of the epoch itself, where ``model.history`` has not yet recorded it; never in the
+    middle of one (an interrupted epoch is redone on resume)."""
+    from .. import io
+    from .callbacks import Callback
+    from .history import History
+
+    class RunCheckpoint(Callback):
+        saved = 0
+
+        def _save(self):
+            done = self.model.history
+            if len(done.epoch) == self.saved:
+                return
+            joined = History.from_dict(before.to_dict()).extend(done) if before else done
+            meta = {"history": joined.to_dict()}
+            io.save_checkpoint(path, self.model, self.model.optimizer, joined.epoch[-1] + 1, meta)
+            self.saved = len(done.epoch)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._save()
+
+        def on_train_end(self, logs=None):
+            self._save()
+
+    return RunCheckpoint()
+
+
+def _keep_logged_epochs(log: Path, epochs: int) -> None:
+    """Drop the rows of ``log`` (CSVLogger's) past the first ``epochs``: an epoch logged just
+    before an interruption, after the last checkpoint, runs again."""
+    if log.is_file():
+        lines = log.read_text().splitlines(keepends=True)
+        rows = [ln for ln in lines[1:] if ln.split(",", 1)[0].isdigit()]
+        kept = [ln for ln in rows if int(ln.split(",", 1)[0]) < epochs]
+        if len(kept) < len(rows):
+            log.write_text("".join(lines[:1] + kept))
+
+
+def _resume_run(args: argparse.Namespace) -> Path:
+    """The run directory to continue; ``args`` takes the run's settings (a different value
+    given on the command line is an error: a resumed run is the run it continues)."""
+    import json
+
+    from ..cli import CLIError, _build_view
+
+    if args.out:
+        raise CLIError("--resume continues in the run's own directory; --out cannot be given")
+    if args.resume:
+        out = Path(args.resume)
+    else:
+        name = _build_view(args).name
+        runs = [
+            path
+            for _, path in _runs(name, Path("runs"))
+            if (path / CHECKPOINT).is_file() and not (path / "weights.npz").is_file()
+        ]
+        if not runs:
+            raise CLIError(
+                f"--resume: no unfinished run of {name} in runs/ (one with a {CHECKPOINT} and "
+                "no weights.npz yet); name the run to continue: --resume DIR"
+            )
+        out = runs[-1]
+    if not (out / "run.json").is_file() or not (out / CHECKPOINT).is_file():
+        raise CLIError(f"--resume {out}: not a tinycnn train run (no run.json and {CHECKPOINT})")
+    saved = json.loads((out / "run.json").read_text())
+    if saved["model"] != args.model:
+        raise CLIError(f"--resume {out}: that run trained {saved['model']}, not {args.model}")
+    defaults = argparse.ArgumentParser()
+    configure_train(defaults)
+    for key in RUN_SETTINGS:
+        value = saved[key]
+        value = tuple(value) if key == "input_shape" and value is not None else value
+        given = getattr(args, key)
+        if given != defaults.get_default(key) and given != value:
+            flag = "--" + key.replace("_", "-")
+            raise CLIError(
+                f"--resume {out}: {flag} {given} differs from the run's {value}; a resumed run "
+                "keeps its settings (run.json). Start a new run to change them"
+            )
+        setattr(args, key, value)
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from .. import optim
+    import json
+
+    from .. import io, optim
     from .. import random as tc_random
     from .augment import RandomTranslation
     from .callbacks import CSVLogger, LearningRateScheduler, ReduceLROnPlateau
+    from .history import History
 
+    resume = args.resume is not None
+    out = _resume_run(args) if resume else None
     tc_random.manual_seed(args.seed)  # the initial weights too: --seed repeats the whole run
     model, input_shape = _model(args)
     dataset = _pick_dataset(args.dataset, input_shape)
-    out = Path(args.out) if args.out else new_run_dir(model.name)
-    out.mkdir(parents=True, exist_ok=True)
+    if out is None:
+        out = Path(args.out) if args.out else new_run_dir(model.name)
+        out.mkdir(parents=True, exist_ok=True)
+        settings = {"model": args.model, **{key: getattr(args, key) for key in RUN_SETTINGS}}
+        (out / "run.json").write_text(json.dumps(settings, indent=2) + "\n")
     model.summary()
-    if not args.out and out.name != model.name:
+    if not args.out and not resume and out.name != model.name:
         print(f"(earlier runs of {model.name} are kept: this one writes to {out})")
     x, y = _load(dataset, "train", input_shape, args.limit)
     x_test, y_test = _load(dataset, "test", input_shape, args.limit)
@@ -181,35 +289,63 @@ def cmd_train(args: argparse.Namespace) -> int:
     }[args.optimizer](None)
     opt.lr = args.lr
     model.compile(optimizer=opt, loss="categorical_crossentropy", metrics=["accuracy"])
-    cbs = [CSVLogger(out / "log.csv")]
+    before, initial_epoch = None, 0
+    if resume:
+        meta = io.load_checkpoint(out / CHECKPOINT, model, model.optimizer)
+        before, initial_epoch = History.from_dict(meta["history"]), meta["epoch"]
+        if initial_epoch >= args.epochs:
+            from ..cli import CLIError
+
+            raise CLIError(f"--resume {out}: the run finished its {args.epochs} epochs already")
+        _keep_logged_epochs(out / "log.csv", initial_epoch)
+    cbs = [CSVLogger(out / "log.csv", append=resume)]
     if args.schedule == "cosine":
         cbs.append(LearningRateScheduler(cosine_schedule(args.lr, args.epochs)))
     elif args.schedule == "plateau":
         monitor = "val_loss" if args.val_split else "loss"
         cbs.append(ReduceLROnPlateau(monitor, factor=0.5, patience=2, verbose=1))
+    cbs.append(_run_checkpoint(out / CHECKPOINT, before))
+    doing = f"resuming {out} at epoch {initial_epoch + 1}: " if resume else ""
     print(
-        f"\ntraining {model.name} on {dataset}: {len(x)} images (last {args.val_split:g} held "
-        f"out), {args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr={args.lr:g} "
-        f"({args.schedule}), shifts of up to {args.augment} px, seed {args.seed}",
+        f"\n{doing}training {model.name} on {dataset}: {len(x)} images (last {args.val_split:g} "
+        f"held out), {args.epochs} epochs, batch {args.batch_size}, {args.optimizer} "
+        f"lr={args.lr:g} ({args.schedule}), shifts of up to {args.augment} px, seed {args.seed}",
         flush=True,
     )
     augment = RandomTranslation(args.augment) if args.augment else None
     t0 = time.perf_counter()
-    history = model.fit(
-        x,
-        y,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        validation_split=args.val_split,
-        callbacks=cbs,
-        verbose=0 if args.quiet else "auto",
-        seed=args.seed,
-        augment=augment,
-    )
+    try:
+        history = model.fit(
+            x,
+            y,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            validation_split=args.val_split,
+            callbacks=cbs,
+            verbose=0 if args.quiet else "auto",
+            seed=args.seed,
+            augment=augment,
+            initial_epoch=initial_epoch,
+        )
+    except KeyboardInterrupt:
+        done = initial_epoch + len(model.history.epoch)
+        if done == 0:
+            print(f"\ninterrupted in epoch 1 of {args.epochs}: no epoch finished, nothing saved")
+        else:
+            print(
+                f"\ninterrupted in epoch {done + 1} of {args.epochs}: the {done} finished "
+                f"epoch{'s' if done > 1 else ''} are saved in {out / CHECKPOINT}; continue "
+                f"with `tinycnn train {args.model} --resume {out}`"
+            )
+        return 130
     seconds = time.perf_counter() - t0
+    ran = len(history.epoch)
+    per_epoch = sum(history.epoch_seconds) / max(ran, 1)
+    if before is not None:
+        history = before.extend(history)
     model.save_weights(out / "weights.npz")
     history.to_json(out / "history.json")
-    wrote = ["weights.npz", "history.json", "log.csv"]
+    wrote = ["weights.npz", "history.json", "log.csv", "run.json", CHECKPOINT]
     try:
         history.plot(out / "curves.png", title=f"{model.name} on {dataset}")
         wrote.append("curves.png")
@@ -224,9 +360,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         wrote.append("mistakes.png")
     except ImportError as e:
         print(f"(no mistakes.png: {e})")
-    epochs = len(history.epoch)
-    per_epoch = sum(history.epoch_seconds) / max(epochs, 1)
-    print(f"\n{epochs} epochs in {seconds:.1f} s ({per_epoch:.2f} s/epoch of training steps)")
+    print(f"\n{ran} epochs in {seconds:.1f} s ({per_epoch:.2f} s/epoch of training steps)")
     print(f"wrote {', '.join(wrote)} to {out}")
     print(
         f"test accuracy: {test_acc:.4f} ({100 * test_acc:.2f} %), test loss {test_loss:.4f} "

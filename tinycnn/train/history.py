@@ -44,21 +44,48 @@ class History:
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
 
-    def to_json(self, path: str | os.PathLike) -> Path:
-        """Write ``{"history", "params", "epoch", "epoch_seconds"}`` as JSON (NaN as null)."""
+    def to_dict(self) -> dict[str, Any]:
+        """``{"history", "params", "epoch", "epoch_seconds", "compile_seconds"}``, plain JSON
+        (NaN as None); :meth:`from_dict` reads it back."""
 
         def clean(v):
             return None if isinstance(v, float) and v != v else v
 
-        doc = {
+        return {
             "history": {k: [clean(v) for v in vs] for k, vs in self.history.items()},
             "params": self.params,
             "epoch": self.epoch,
             "epoch_seconds": self.epoch_seconds,
             "compile_seconds": self.compile_seconds,
         }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> History:
+        history = cls()
+        history.history = {
+            k: [float("nan") if v is None else float(v) for v in vs]
+            for k, vs in doc["history"].items()
+        }
+        history.params = dict(doc.get("params", {}))
+        history.epoch = [int(e) for e in doc["epoch"]]
+        history.epoch_seconds = [float(t) for t in doc.get("epoch_seconds", [])]
+        history.compile_seconds = doc.get("compile_seconds")
+        return history
+
+    def extend(self, later: History) -> History:
+        """Append the epochs of ``later`` (a resumed run's ``fit``) after these; its params
+        replace these."""
+        for i, (epoch, seconds) in enumerate(zip(later.epoch, later.epoch_seconds)):
+            self.append(epoch, {k: vs[i] for k, vs in later.history.items()}, seconds)
+        self.params = dict(later.params)
+        if self.compile_seconds is None:
+            self.compile_seconds = later.compile_seconds
+        return self
+
+    def to_json(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`to_dict` as JSON."""
         path = Path(path)
-        path.write_text(json.dumps(doc, indent=2) + "\n")
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
     def plot(self, path: str | os.PathLike, title: str | None = None) -> Path:

@@ -173,11 +173,12 @@ CHECKPOINT = "checkpoint.npz"
 
 def _run_checkpoint(path: Path, before):
     """A callback that saves ``path`` (weights, optimizer, RNG, the history so far) whenever an
-    epoch has finished: at the start of the next one, and at the end of training.  Not at the
+    epoch has finished with finite weights: at the start of the next one, and at the end of
+    training.  Not at the
     end of the epoch itself, where ``model.history`` has not yet recorded it; never in the
     middle of one (an interrupted epoch is redone on resume)."""
     from .. import io
-    from .callbacks import Callback
+    from .callbacks import Callback, _weights_finite
     from .history import History
 
     class RunCheckpoint(Callback):
@@ -185,8 +186,8 @@ def _run_checkpoint(path: Path, before):
 
         def _save(self):
             done = self.model.history
-            if len(done.epoch) == self.saved:
-                return
+            if len(done.epoch) == self.saved or not _weights_finite(self.model):
+                return  # nothing new, or a diverged run: keep the last finite epoch
             joined = History.from_dict(before.to_dict()).extend(done) if before else done
             meta = {"history": joined.to_dict()}
             io.save_checkpoint(path, self.model, self.model.optimizer, joined.epoch[-1] + 1, meta)

@@ -166,6 +166,51 @@ def test_scalar_operands_and_reflected_ops():
     np.testing.assert_allclose(x.grad.numpy(), 1 + 1 / x.numpy() ** 2)
 
 
+def test_integer_and_bool_tensors_never_truncate_a_float_silently():
+    ints, mask = tc.tensor(np.arange(4)), tc.tensor(np.array([True, False]))
+    for fn, op in [
+        (lambda: ints * 0.5, "mul"),
+        (lambda: ints + 1.5, "add"),
+        (lambda: 1.5 - ints, "sub"),
+        (lambda: ints / np.float32(2.5), "div"),
+        (lambda: ints + np.array([0.5]), "add"),
+        (lambda: mask * 2, "mul"),
+    ]:
+        with pytest.raises(TypeError, match=rf"{op}: an? \w+ tensor with .* would be cast"):
+            fn()
+    with pytest.raises(TypeError, match="pow: needs a float tensor, got int64"):
+        ints**0.5
+    with pytest.raises(TypeError, match="mean: needs a float tensor, got int64"):
+        ints.mean()
+    np.testing.assert_array_equal((ints * 2 + 1).numpy(), [1, 3, 5, 7])  # ints with ints: fine
+    assert ints.sum().item() == 6 and (ints * 2).dtype == np.int64
+    assert (tc.tensor(np.ones(2, np.float32)) * 0.5).dtype == np.float32
+
+
+def test_pow_zero_has_zero_gradient_at_zero():
+    x = tc.tensor(np.array([0.0, 2.0, -3.0]), requires_grad=True)
+    (x**0.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])  # not 0 * 0**-1 = NaN
+
+
+def test_reduction_dims_are_checked():
+    x = tc.tensor(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"dim=\(\) is ambiguous.*use dim=None"):
+        x.sum(())
+    with pytest.raises(ValueError, match=r"dim 0 appears more than once in dim=\(0, -2\)"):
+        x.sum((0, -2))
+    with pytest.raises(ValueError, match="dim 2 is out of range for a 2-d tensor"):
+        x.mean(2)
+    for bad in (True, 1.0, (0, "1")):
+        with pytest.raises(TypeError, match="sum: dim"):
+            x.sum(bad)
+    assert x.sum(np.int64(1)).shape == (2,)
+    scalar = tc.tensor(np.float64(2.0), requires_grad=True)  # 0-d: dims 0 and -1, as PyTorch
+    total = scalar.sum(0) + scalar.mean(-1)
+    total.backward()
+    assert total.item() == 4.0 and scalar.grad.item() == 2.0
+
+
 @pytest.mark.parametrize(
     "sa,sb",
     [

@@ -171,9 +171,22 @@ class Tensor:
         self.grad = None
 
     # ----------------------------------------------------------------------------- arithmetic
-    def _operand(self, other: Any) -> Tensor:
+    def _operand(self, other: Any, op: str) -> Tensor:
+        """``other`` as a tensor of this one's dtype and device (a Python number or an array
+        is cast), unless the cast would change its value's kind: a float given to an integer
+        or bool tensor, or a number to a bool tensor, raises instead of truncating."""
         if isinstance(other, Tensor):
             return other
+        kind = self.dtype.kind
+        if kind in "iub" and (
+            (value := np.asarray(other)).dtype.kind in "fc" or (kind == "b" != value.dtype.kind)
+        ):
+            article = "an" if str(self.dtype)[0] in "aeiou" else "a"
+            raise TypeError(
+                f"{op}: {article} {self.dtype} tensor with {other!r} ({value.dtype}) would be "
+                f"cast to {self.dtype} and lose its value; cast the tensor first, e.g. "
+                "t.astype(np.float32)"
+            )
         if isinstance(other, numbers.Number):
             return Tensor._wrap(
                 self._backend.from_numpy(np.asarray(other, dtype=self.dtype)), self.device
@@ -181,28 +194,28 @@ class Tensor:
         return Tensor(np.asarray(other, dtype=self.dtype), device=self.device)
 
     def __add__(self, other):
-        return _arith.Add.apply(self, self._operand(other))
+        return _arith.Add.apply(self, self._operand(other, "add"))
 
     def __radd__(self, other):
-        return _arith.Add.apply(self._operand(other), self)
+        return _arith.Add.apply(self._operand(other, "add"), self)
 
     def __sub__(self, other):
-        return _arith.Sub.apply(self, self._operand(other))
+        return _arith.Sub.apply(self, self._operand(other, "sub"))
 
     def __rsub__(self, other):
-        return _arith.Sub.apply(self._operand(other), self)
+        return _arith.Sub.apply(self._operand(other, "sub"), self)
 
     def __mul__(self, other):
-        return _arith.Mul.apply(self, self._operand(other))
+        return _arith.Mul.apply(self, self._operand(other, "mul"))
 
     def __rmul__(self, other):
-        return _arith.Mul.apply(self._operand(other), self)
+        return _arith.Mul.apply(self._operand(other, "mul"), self)
 
     def __truediv__(self, other):
-        return _arith.Div.apply(self, self._operand(other))
+        return _arith.Div.apply(self, self._operand(other, "div"))
 
     def __rtruediv__(self, other):
-        return _arith.Div.apply(self._operand(other), self)
+        return _arith.Div.apply(self._operand(other, "div"), self)
 
     def __neg__(self):
         return _arith.Neg.apply(self)
@@ -210,13 +223,18 @@ class Tensor:
     def __pow__(self, exponent: float):
         if not isinstance(exponent, numbers.Real):
             raise TypeError("pow: the exponent must be a Python number")
+        if self.dtype.kind != "f":
+            raise TypeError(
+                f"pow: needs a float tensor, got {self.dtype}; cast it first, e.g. "
+                "t.astype(np.float64)"
+            )
         return _arith.Pow.apply(self, exponent=float(exponent))
 
     def __matmul__(self, other):
-        return _arith.MatMul.apply(self, self._operand(other))
+        return _arith.MatMul.apply(self, self._operand(other, "matmul"))
 
     def __rmatmul__(self, other):
-        return _arith.MatMul.apply(self._operand(other), self)
+        return _arith.MatMul.apply(self._operand(other, "matmul"), self)
 
     def __getitem__(self, index):
         return _shape_ops.GetItem.apply(self, index=index)

@@ -83,6 +83,8 @@ class Pow(Function):
 
     def backward(self, g):
         B = get_backend(self.device)
+        if self.exponent == 0:  # x**0 = 1 everywhere: d/dx = 0, also at x = 0 (not 0·0**-1)
+            return (B.mul(g, B.scalar(0.0, g.dtype)),)
         d = B.mul(B.power(self.a, self.exponent - 1.0), B.scalar(self.exponent, self.a.dtype))
         return (B.mul(g, d),)
 

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import numbers
+
 from ..autograd import Function
 from ..device import get_backend
 
 
 def normalize_dims(op: str, dim, ndim: int) -> tuple[int, ...] | None:
+    """``dim`` (None, an int or a sequence of ints, negative counting from the end) as sorted
+    non-negative axes; a 0-d tensor takes 0 and -1, as PyTorch, and reduces nothing."""
     if dim is None:
         return None
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    if isinstance(dim, bool) or not isinstance(dim, (numbers.Integral, tuple, list)):
+        raise TypeError(f"{op}: dim must be None, an int or a tuple of ints, got {dim!r}")
+    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    if not dims:
+        raise ValueError(
+            f"{op}: dim=() is ambiguous (NumPy reduces no dimension, PyTorch all of them); "
+            "use dim=None for all"
+        )
     out = []
     for d in dims:
-        if not -ndim <= d < max(ndim, 1):
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
+            raise TypeError(f"{op}: dims must be ints, got {d!r} in dim={dim!r}")
+        d = int(d)
+        if not -max(ndim, 1) <= d < max(ndim, 1):
             raise ValueError(f"{op}: dim {d} is out of range for a {ndim}-d tensor")
-        out.append(d % max(ndim, 1))
-    return tuple(sorted(set(out)))
+        axis = d % max(ndim, 1)
+        if axis in out:
+            raise ValueError(f"{op}: dim {axis} appears more than once in dim={dim!r}")
+        out.append(axis)
+    return () if ndim == 0 else tuple(sorted(out))
 
 
 class Sum(Function):
@@ -24,7 +41,13 @@ class Sum(Function):
     def forward(self, x, dim=None, keepdim=False):
         B = get_backend(self.device)
         self.x_shape = tuple(x.shape)
-        self.dims = normalize_dims(type(self).__name__.lower(), dim, x.ndim)
+        op = type(self).__name__.lower()
+        self.dims = normalize_dims(op, dim, x.ndim)
+        if self.scale and x.dtype.kind != "f":
+            raise TypeError(
+                f"{op}: needs a float tensor, got {x.dtype} (its mean would be truncated to an "
+                "integer); cast it first, e.g. t.astype(np.float64)"
+            )
         self.keepdim = keepdim
         out = B.sum(x, axis=self.dims, keepdims=keepdim)
         if self.scale:

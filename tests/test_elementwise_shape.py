@@ -6,6 +6,7 @@ import pytest
 
 import tinycnn as tc
 import tinycnn.functional as F
+from tinycnn.ops.activation import clamp_max
 from tinycnn.testing import gradcheck
 
 from .helpers import TF, check_op, needs_torch, rand, torch
@@ -28,6 +29,66 @@ def test_activation_reference_and_gradcheck(name, fn, ref):
         fn(tc.tensor(x.astype(np.float32))).numpy(), ref(x), rtol=1e-5, atol=1e-6
     )
     gradcheck(fn, [tc.tensor(x, requires_grad=True)])
+
+
+CLAMPS = [
+    ("relu6", F.relu6, 0.0, 6.0),
+    ("hardtanh", lambda t: F.hardtanh(t, -2.0, 3.0), -2.0, 3.0),
+    ("clamp_max", lambda t: clamp_max(t, 2.0), None, 2.0),
+]
+
+
+@pytest.mark.parametrize("name,fn,lo,hi", CLAMPS, ids=[c[0] for c in CLAMPS])
+def test_clamps_reference_and_gradcheck(name, fn, lo, hi):
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-9, 9, (4, 5, 6))
+    for bound in (lo, hi):
+        if bound is not None:
+            x[np.abs(x - bound) < 1e-3] += 0.01  # finite differences away from the kinks
+    np.testing.assert_array_equal(fn(tc.tensor(x)).numpy(), np.clip(x, lo, hi))
+    small = np.float32([1e-8, -1e-30, 5e-45])  # exact below the cap: no x - relu(x - hi)
+    np.testing.assert_array_equal(
+        fn(tc.tensor(small)).numpy(), np.clip(small, lo, hi).astype(np.float32)
+    )
+    gradcheck(fn, [tc.tensor(x, requires_grad=True)])
+
+
+def test_relu_layer_caps_exactly_and_at_infinity():
+    from tinycnn import layers as L
+
+    x = tc.tensor(np.float32([[-np.inf, -2.0, 1e-8, 0.25, 0.5, 3.0, np.inf]]))
+    np.testing.assert_array_equal(
+        L.ReLU(max_value=0.5)(x).numpy(), np.float32([[0, 0, 1e-8, 0.25, 0.5, 0.5, 0.5]])
+    )  # was NaN at +inf: inf - relu(inf - 0.5)
+    leaky = L.ReLU(max_value=0.5, negative_slope=0.1)(x).numpy()
+    np.testing.assert_array_equal(leaky, np.float32([[-np.inf, -0.2, 1e-8, 0.25, 0.5, 0.5, 0.5]]))
+    np.testing.assert_array_equal(
+        tc.activations.relu6(x).numpy(), np.float32([[0, 0, 1e-8, 0.25, 0.5, 3.0, 6.0]])
+    )
+
+
+def test_clamp_errors():
+    with pytest.raises(ValueError, match=r"hardtanh: min_val \(2\) must be <= max_val \(1\)"):
+        F.hardtanh(tc.tensor([1.0]), 2.0, 1.0)
+    with pytest.raises(TypeError, match="relu6: input must be float"):
+        F.relu6(tc.tensor([1, 2]))
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clamps_match_torch_at_the_bounds_infinities_and_nan(dtype):
+    """Forward and gradient equal torch's bit for bit: 0 at the bounds (not 1), the bound at
+    ±inf, and NaN passing its gradient through (PyTorch's hardtanh_backward)."""
+    x = np.array([-np.inf, -7, -1, -0.0, 0, 1e-8, 0.5, 1, 3, 6, 7, np.inf, np.nan], dtype)
+    for fn, ref in ((F.relu6, TF.relu6), (lambda t: F.hardtanh(t, -1, 1), TF.hardtanh)):
+        a = tc.tensor(x.copy(), requires_grad=True)
+        y = fn(a)
+        y.sum().backward()
+        b = torch.tensor(x.copy(), requires_grad=True)
+        z = ref(b)
+        z.sum().backward()
+        np.testing.assert_array_equal(y.numpy(), z.detach().numpy())
+        np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
 
 
 def test_sigmoid_is_stable_for_large_inputs():

@@ -16,8 +16,8 @@ def linear(x: Tensor) -> Tensor:
 
 
 def relu6(x: Tensor) -> Tensor:
-    """``min(max(x, 0), 6)``, as ``relu(x) - relu(x - 6)`` (exact, and needs no clamp op)."""
-    return F.relu(x) - F.relu(x - 6.0)
+    """``min(max(x, 0), 6)`` (:func:`tinycnn.functional.relu6`)."""
+    return F.relu6(x)
 
 
 def silu(x: Tensor) -> Tensor:

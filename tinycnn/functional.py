@@ -7,7 +7,7 @@ Tensors are NCHW; conv weights are ``(C_out, C_in/groups, kH, kW)``, linear weig
 
 from __future__ import annotations
 
-from .ops.activation import leaky_relu, relu, sigmoid, tanh
+from .ops.activation import hardtanh, leaky_relu, relu, relu6, sigmoid, tanh
 from .ops.arith import linear, matmul
 from .ops.conv import conv2d
 from .ops.dropout import dropout
@@ -27,6 +27,7 @@ __all__ = [
     "cross_entropy",
     "dropout",
     "flatten",
+    "hardtanh",
     "leaky_relu",
     "linear",
     "local_response_norm",
@@ -37,6 +38,7 @@ __all__ = [
     "nll_loss",
     "pad",
     "relu",
+    "relu6",
     "sigmoid",
     "softmax",
     "tanh",

@@ -88,6 +88,18 @@ def test_activations(name, dtype):
     same_on_both(fn, [x], atol=tol, rtol=tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clamps(dtype):
+    """relu6, hardtanh and ReLU(max_value=) are built from the back end's maximum, neg,
+    compare and where: the same values and gradients on the device, infinities and NaN too."""
+    from tinycnn import layers as L
+
+    x = rand(RNG, 4, 6, dtype=dtype) * 8
+    x[0, :4] = [np.inf, -np.inf, np.nan, 6.0]
+    for fn in (F.relu6, lambda t: F.hardtanh(t, -1.5, 2.0), L.ReLU(2.0, negative_slope=0.1)):
+        same_on_both(fn, [x], atol=0, rtol=0)
+
+
 def test_two_layer_network_trains_the_same_on_both_devices():
     x, w1, w2 = rand(RNG, 8, 5), rand(RNG, 6, 5) * 0.3, rand(RNG, 2, 6) * 0.3
 

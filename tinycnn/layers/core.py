@@ -9,6 +9,7 @@ from .. import activations, regularizers
 from .. import functional as F
 from ..graph.layer import Layer, check_channels
 from ..graph.shapes import check_rank, fmt_shape, padding_arg
+from ..ops.activation import clamp_max
 from ..random import as_generator
 from ._common import check_args, data_format_arg, positive_int, rate_arg
 
@@ -233,9 +234,11 @@ class ReLU(_Elementwise):
         self.negative_slope = float(negative_slope)
 
     def call(self, x, training: bool = False):
+        if self.max_value is not None and not self.negative_slope:
+            return F.hardtanh(x, 0.0, self.max_value)
         y = F.leaky_relu(x, self.negative_slope) if self.negative_slope else F.relu(x)
         if self.max_value is not None:
-            y = y - F.relu(x - self.max_value)  # min(y, max): exact where y == x
+            y = clamp_max(y, self.max_value)
         return y
 
     def describe(self) -> str:

@@ -1,4 +1,4 @@
-"""Pointwise activations: relu, leaky_relu, tanh, sigmoid."""
+"""Pointwise activations: relu, leaky_relu, tanh, sigmoid, and the clamps hardtanh and relu6."""
 
 from __future__ import annotations
 
@@ -53,6 +53,31 @@ class Sigmoid(_Pointwise):
     name = "sigmoid"
 
 
+class Clamp(Function):
+    """``min(max(x, lo), hi)`` (a bound may be None), from the array back end's ``maximum``
+    and ``neg`` (exact: no ``x - relu(x - hi)``, which is NaN at +inf).  The gradient passes
+    where ``lo < x < hi`` (and for NaN) and is 0 at and beyond the bounds, as PyTorch's
+    hardtanh."""
+
+    def forward(self, x, lo, hi):
+        B = get_backend(self.device)
+        self.x, self.lo, self.hi = x, lo, hi
+        out = x
+        if lo is not None:
+            out = B.maximum(out, B.scalar(lo, x.dtype))
+        if hi is not None:
+            out = B.neg(B.maximum(B.neg(out), B.scalar(-hi, x.dtype)))
+        return out
+
+    def backward(self, g):
+        B = get_backend(self.device)
+        zero = B.scalar(0.0, g.dtype)
+        for bound, op in ((self.lo, "le"), (self.hi, "ge")):  # false for NaN: its grad passes
+            if bound is not None:
+                g = B.where(B.compare(self.x, B.scalar(bound, self.x.dtype), op), zero, g)
+        return (g,)
+
+
 def _float_input(op: str, x) -> Tensor:
     tensor_arg(op, "input", x)
     if x.dtype.kind != "f":
@@ -78,3 +103,24 @@ def tanh(x: Tensor) -> Tensor:
 def sigmoid(x: Tensor) -> Tensor:
     """``1 / (1 + exp(-x))``, computed without overflow for large ``|x|``."""
     return Sigmoid.apply(_float_input("sigmoid", x))
+
+
+def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """``min(max(x, min_val), max_val)``; the gradient is 1 strictly between the bounds, else 0
+    (PyTorch's)."""
+    lo = number("hardtanh", "min_val", min_val)
+    hi = number("hardtanh", "max_val", max_val)
+    if not lo <= hi:
+        raise ValueError(f"hardtanh: min_val ({lo:g}) must be <= max_val ({hi:g})")
+    return Clamp.apply(_float_input("hardtanh", x), lo=lo, hi=hi)
+
+
+def relu6(x: Tensor) -> Tensor:
+    """``min(max(x, 0), 6)`` (MobileNet's), i.e. ``hardtanh(x, 0, 6)``."""
+    return Clamp.apply(_float_input("relu6", x), lo=0.0, hi=6.0)
+
+
+def clamp_max(x: Tensor, max_val: float) -> Tensor:
+    """``min(x, max_val)``: the cap of ``layers.ReLU(max_value=...)``."""
+    hi = number("clamp_max", "max_val", max_val)
+    return Clamp.apply(_float_input("clamp_max", x), lo=None, hi=hi)

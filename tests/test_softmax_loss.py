@@ -367,6 +367,18 @@ def test_bce_clamps_log_at_minus_100_like_torch():
     assert np.all(np.isfinite(p.grad.numpy()))  # the 1e-12 floor of the denominator
 
 
+@needs_torch
+def test_bce_gradient_at_0_and_1_is_torchs_bit_for_bit():
+    """The floor is PyTorch's EPSILON, the float 1e-12f (9.99999996e-13), in float64 too."""
+    x, y = np.array([0.0, 1.0, 0.0, 1.0, 0.5]), np.array([0.3, 0.7, 0.0, 1.0, 0.2])
+    a = tc.tensor(x, requires_grad=True)
+    F.binary_cross_entropy(a, tc.tensor(y), reduction="sum").backward()
+    b = torch.tensor(x, requires_grad=True)
+    TF.binary_cross_entropy(b, torch.tensor(y), reduction="sum").backward()
+    np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+    assert a.grad.numpy()[0] == -0.3 / 9.999999960041972e-13
+
+
 def test_mse_bce_validation():
     a = tc.tensor(np.full((2, 3), 0.5))
     with pytest.raises(ValueError, match=r"mse_loss: target shape \(3,\) must equal input shape"):

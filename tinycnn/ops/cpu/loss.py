@@ -24,6 +24,8 @@ from ._vmath import exp as _exp
 # Rows x classes (or elements) below which a kernel runs on the calling thread: a parallel launch
 # on Numba's workqueue layer costs ~20 us, more than LeNet's whole (100, 10) loss.
 PARALLEL_MIN = 1 << 15
+# PyTorch's EPSILON (the float 1e-12f) keeps the BCE gradient finite at p = 0 or 1
+_BCE_EPSILON = 9.999999960041972e-13
 
 
 # --------------------------------------------------------------------------- fused cross-entropy
@@ -323,8 +325,7 @@ def _bce_backward_range(x, y, w, wstride, g, gstride, need_x, need_y, gx, gy, lo
         p = x[i]
         gw = g[i * gstride] * w[i * wstride]
         if need_x:
-            # PyTorch's EPSILON keeps the gradient finite at p = 0 or 1
-            gx[i] = gw * (p - y[i]) / max((1.0 - p) * p, 1e-12)
+            gx[i] = gw * (p - y[i]) / max((1.0 - p) * p, _BCE_EPSILON)
         if need_y:
             gy[i] = -gw * math.log(p / (1.0 - p))
 

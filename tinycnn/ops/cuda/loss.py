@@ -17,6 +17,9 @@ from numba import cuda
 from ._cuda import blocks, each, kernel
 from .config import THREADS
 
+# PyTorch's EPSILON (the float 1e-12f) keeps the BCE gradient finite at p = 0 or 1
+_BCE_EPSILON = 9.999999960041972e-13
+
 
 def _flat(a):
     return a.reshape((a.size,))
@@ -192,8 +195,7 @@ def _bce_backward(x, y, w, wstride, g, gstride, need_x, need_y, gx, gy):
         p = x[i]
         gw = g[i * gstride] * w[i * wstride]
         if need_x:
-            # PyTorch's EPSILON keeps the gradient finite at p = 0 or 1
-            gx[i] = gw * (p - y[i]) / max((1 - p) * p, 1e-12)
+            gx[i] = gw * (p - y[i]) / max((1 - p) * p, _BCE_EPSILON)
         if need_y:
             gy[i] = -gw * math.log(p / (1 - p))
 

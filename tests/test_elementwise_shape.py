@@ -97,7 +97,11 @@ def test_sigmoid_is_stable_for_large_inputs():
 
 
 def test_relu_propagates_nan():
-    assert np.isnan(F.relu(tc.tensor(np.array([np.nan]))).numpy()[0])
+    x = tc.tensor(np.array([np.nan, -1.0, 0.0, 2.0]), requires_grad=True)
+    y = F.relu(x)
+    assert np.isnan(y.numpy()[0])
+    y.backward(tc.tensor(np.full(4, 3.0)))
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 0.0, 0.0, 3.0])  # PyTorch's: NaN passes
 
 
 def test_activation_rejects_int_input():

@@ -57,7 +57,7 @@ def relu_forward(x, out):
 @njit(inline="always")
 def _relu_backward_block(y, grad, out):
     for i in range(y.size):
-        out[i] = grad[i] if y[i] > 0 else 0.0
+        out[i] = 0.0 if y[i] <= 0 else grad[i]  # NaN passes its gradient, as in PyTorch
 
 
 @njit(parallel=True)

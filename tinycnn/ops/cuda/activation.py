@@ -30,7 +30,7 @@ def _relu_forward(x, out):
 def _relu_backward(y, grad, out):
     start, step = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, y.size, step):
-        out[i] = grad[i] if y[i] > 0 else 0
+        out[i] = 0 if y[i] <= 0 else grad[i]  # NaN passes its gradient, as in PyTorch
 
 
 @kernel(*each("{T}[::1], {T}, {T}[::1]"))

@@ -199,6 +199,10 @@ def test_batch_norm_validation_names_the_rule():
         F.batch_norm(x, None, None, training=True, momentum=float("nan"))
     with pytest.raises(ValueError, match="eps must be >= 0"):
         F.batch_norm(x, None, None, training=True, eps=-1.0)
+    with pytest.raises(ValueError, match=r"eps must be > 0 when training \(a channel"):
+        F.batch_norm(x, None, None, training=True, eps=0.0)  # torch refuses it too
+    ones = tc.tensor(np.ones(x.shape[1], x.dtype))
+    F.batch_norm(x, ones, ones, training=False, eps=0.0)  # in eval, as torch, allowed
     with pytest.raises(ValueError, match="at least 2-d"):
         F.batch_norm(tc.tensor(np.ones(3)), None, None, training=True)
     with pytest.raises(ValueError, match="both running_mean and running_var"):

@@ -141,6 +141,11 @@ def batch_norm(
     momentum = number(op, "momentum", momentum)
     eps = number(op, "eps", eps, low=0.0)
     training = bool(training)
+    if training and eps == 0:
+        raise ValueError(
+            f"{op}: eps must be > 0 when training (a channel whose values are all equal has "
+            "batch variance 0, and 1/sqrt(var + eps) would be inf), got 0.0"
+        )
     if not training and running_mean is None:
         raise ValueError(f"{op}: running_mean and running_var are required when training=False")
     if training:

@@ -260,8 +260,16 @@ def test_cross_entropy_same_result_at_1_and_2_threads():
 
 def test_cross_entropy_all_ignored_mean_is_nan():
     x = tc.tensor(np.zeros((2, 3)))
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         assert np.isnan(F.cross_entropy(x, tc.tensor([-100, -100])).item())
+        # every target of weight 0, with smoothing: NaN as in torch (not the smoothing's inf)
+        w = tc.tensor(np.array([0.0, 1.0, 1.0]))
+        for smoothing in (0.0, 0.1):
+            loss = F.cross_entropy(x, tc.tensor([0, 0]), w, label_smoothing=smoothing)
+            assert np.isnan(loss.item()), smoothing
+        loss = F.cross_entropy(x, tc.tensor([0, 1]), w, label_smoothing=0.1)  # the + 0 is exact
+        ref = F.cross_entropy(x, tc.tensor([0, 1]), w, label_smoothing=0.1, reduction="sum")
+        assert loss.item() == ref.item() / 1.0
 
 
 def test_cross_entropy_validation_names_the_rule():

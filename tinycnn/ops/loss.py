@@ -115,7 +115,12 @@ class CrossEntropy(_ClassLoss):
             self.check_bad(B, bad, t, n_cls, ignore_index)
             denom = B.sum(wn)
         self.saved = (logp, t, w, ignore_index, reduction, label_smoothing, denom)
-        return _reduce(B, loss, reduction, denom, self.out_shape)
+        out = _reduce(B, loss, reduction, denom, self.out_shape)
+        if reduction == "mean" and label_smoothing > 0 and not self.prob:
+            # no target with weight: PyTorch's mean is NaN (its NLL part is 0/0), not the
+            # smoothing part's x/0 = inf; otherwise this adds 0
+            out = B.add(out, B.div(B.scalar(0.0, x.dtype), denom))
+        return out
 
     def backward(self, g):
         B = get_backend(self.device)

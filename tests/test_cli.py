@@ -159,6 +159,16 @@ def _lazy_run(args):
     return 7
 
 
+def test_ctrl_c_ends_any_command_with_status_130_and_no_traceback(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "slow", cli.Command("slow", lambda p: None, interrupted))
+    assert cli.main(["slow"]) == 130
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "tinycnn slow: interrupted" and "Traceback" not in captured.err
+
+
 @pytest.mark.parametrize("module", ["tinycnn", "tinycnn.cli"])
 def test_module_entry_point_runs(module):
     proc = subprocess.run(

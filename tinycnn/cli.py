@@ -367,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: no traceback, the shell's status for SIGINT
+        print(f"\ntinycnn {args.command}: interrupted", file=sys.stderr)
+        return 130
     except CLIError as e:
         parser.exit(2, f"tinycnn: error: {e}\n")
     except (ValueError, TypeError) as e:

@@ -97,6 +97,10 @@ def test_evaluate_finds_the_weights_train_wrote(tmp_path, monkeypatch, capsys):
     run writes runs/MODEL-2: the first run's weights are kept."""
     monkeypatch.chdir(tmp_path)
     model = "tests.test_train_cli:mlp"
+    with pytest.raises(SystemExit):  # a run that cannot start leaves no directory behind
+        main(["train", model, "--input-shape", "1,20,20", "--dataset", "mnist", "--limit", "9"])
+    assert "mnist images are 1x28x28" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
     with pytest.raises(SystemExit):
         main(["evaluate", model, "--limit", "100"])
     err = capsys.readouterr().err

@@ -274,9 +274,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     dataset = _pick_dataset(args.dataset, input_shape)
     if out is None:
         out = Path(args.out) if args.out else new_run_dir(model.name)
-        out.mkdir(parents=True, exist_ok=True)
-        settings = {"model": args.model, **{key: getattr(args, key) for key in RUN_SETTINGS}}
-        (out / "run.json").write_text(json.dumps(settings, indent=2) + "\n")
     model.summary()
     if not args.out and not resume and out.name != model.name:
         print(f"(earlier runs of {model.name} are kept: this one writes to {out})")
@@ -299,6 +296,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
             raise CLIError(f"--resume {out}: the run finished its {args.epochs} epochs already")
         _keep_logged_epochs(out / "log.csv", initial_epoch)
+    else:  # the run directory appears once the data and the model are ready
+        out.mkdir(parents=True, exist_ok=True)
+        settings = {"model": args.model, **{key: getattr(args, key) for key in RUN_SETTINGS}}
+        (out / "run.json").write_text(json.dumps(settings, indent=2) + "\n")
     cbs = [CSVLogger(out / "log.csv", append=resume)]
     if args.schedule == "cosine":
         cbs.append(LearningRateScheduler(cosine_schedule(args.lr, args.epochs)))

@@ -100,3 +100,46 @@ def test_inferred_shapes_are_the_computed_ones(channels, size, last, specs, head
     out.sum().backward()
     for p in model.parameters():
         assert p.grad is not None and p.grad.shape == p.shape
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+@given(
+    channels=st.integers(1, 4),
+    size=st.integers(4, 12),
+    branches=st.lists(st.lists(layer_spec(), max_size=2), min_size=2, max_size=3),
+    merge=st.sampled_from(["add", "concat", "multiply"]),
+)
+def test_merged_branches_infer_the_computed_shape(channels, size, branches, merge):
+    """Inception- and ResNet-like: branches from one input, merged; a merge of branches that
+    disagree is refused naming the merge layer and its inputs."""
+    clear_session()
+    inp = tc.Input((channels, size, size))
+    ends = []
+    for b, specs in enumerate(branches):
+        x = inp
+        for i, (kind, args) in enumerate(specs):
+            name = f"b{b}_{kind}{i}"
+            extra = {"axis": 1} if kind == "bn" else {}
+            try:
+                x = LAYERS[kind](**args, **extra, name=name)(x)
+            except ValueError as e:
+                assert f'"{name}"' in str(e), str(e)
+                return
+        ends.append(x)
+    layer = {"add": L.Add, "concat": L.Concatenate, "multiply": L.Multiply}[merge](name="merge")
+    try:
+        y = layer(ends)
+    except ValueError as e:
+        assert str(e).startswith(f'{type(layer).__name__} layer "merge"'), str(e)
+        event("merge refused")
+        return
+    event("merged")
+    model = tc.Model(inp, y)
+    batch = np.random.default_rng(1).standard_normal((2, channels, size, size)).astype(np.float32)
+    out = model(batch, training=True)
+    assert out.shape == (2, *model.output_shape[1:])
+    if model.parameters():
+        out.sum().backward()
+        assert all(p.grad is not None for p in model.parameters())

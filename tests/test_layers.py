@@ -410,6 +410,36 @@ def test_batchnorm_keras_momentum_and_modes():
     assert [w.shape for w in scaleless.weights] == [(5,), (5,)]
 
 
+def test_a_frozen_batchnorm_runs_in_inference_mode_while_the_head_trains():
+    """Keras' fine-tuning rule: base.trainable = False freezes its BN statistics too."""
+    from tinycnn.graph import clear_session
+
+    clear_session()
+    rng = np.random.default_rng(4)
+    inp = tc.Input((3, 6, 6))
+    feats = L.GlobalAveragePooling2D()(
+        L.BatchNormalization(name="bn")(L.Conv2D(4, 3, name="conv")(inp))
+    )
+    base = tc.Model(inp, feats, name="base")
+    x = (rng.standard_normal((32, 3, 6, 6)) * 3 + 2).astype(np.float32)
+    y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, 32)]
+    base(x, training=True)  # trainable: batch statistics, and the moving ones move
+    bn = base.get_layer("bn")
+    moved = bn.moving_mean.numpy().copy()
+    assert np.abs(moved).max() > 0
+    base.trainable = False
+    before = {k: v.copy() for k, v in base.state_dict().items()}
+    np.testing.assert_array_equal(base(x, training=True).numpy(), base(x).numpy())
+    inp2 = tc.Input((3, 6, 6))
+    model = tc.Model(inp2, L.Dense(2, activation="softmax", name="head")(base(inp2)))
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    head = model.get_layer("head").kernel.numpy().copy()
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    for key, value in base.state_dict().items():  # moving statistics included
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
+    assert not np.array_equal(model.get_layer("head").kernel.numpy(), head)
+
+
 def test_dense_flatten_reshape_and_activations():
     x = rand(3, 2, 3, 4)
     inp = tc.Input((2, 3, 4))

@@ -18,7 +18,9 @@ class BatchNormalization(Layer):
     weights per channel: ``gamma`` and ``beta`` (trainable, dropped by ``scale=False`` /
     ``center=False``), ``moving_mean`` and ``moving_variance`` (non-trainable, but counted in
     ``count_params()`` as Keras does).  ``training=True`` normalizes with the batch statistics and
-    updates the moving ones; otherwise the moving statistics are used.
+    updates the moving ones; otherwise the moving statistics are used.  A frozen layer
+    (``trainable=False``, also through its model) always runs in inference mode: it uses the
+    moving statistics and never changes them, Keras' rule for fine-tuning a frozen base.
 
     Shape
     -----
@@ -114,7 +116,7 @@ class BatchNormalization(Layer):
             self.moving_variance,
             self.gamma,
             self.beta,
-            training=training,
+            training=training and self.trainable,
             momentum=1.0 - self.momentum,
             eps=self.epsilon,
         )

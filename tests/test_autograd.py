@@ -187,6 +187,23 @@ def test_integer_and_bool_tensors_never_truncate_a_float_silently():
     assert (tc.tensor(np.ones(2, np.float32)) * 0.5).dtype == np.float32
 
 
+def test_tensors_refuse_data_they_cannot_hold():
+    for data in (["a"], [1 + 2j], [None]):
+        with pytest.raises(TypeError, match=r"tensor: cannot hold \S+ data .*a tensor holds"):
+            tc.tensor(data)
+    with pytest.raises(ValueError, match=r"tensor: cannot make an array of \[\[1, 2\], \[3\]\]"):
+        tc.tensor([[1, 2], [3]])
+    with pytest.raises(ValueError, match="tensor: cannot make an array of \\['x'\\]"):
+        tc.tensor(["x"], dtype=np.float32)
+    assert (
+        tc.tensor([1.5]).dtype == np.float32
+        and tc.tensor([1.5], dtype=np.float64).dtype == np.float64
+    )
+    assert (
+        tc.tensor(np.int8([1])).dtype == np.int8 and tc.tensor(np.float64(2.0)).dtype == np.float64
+    )
+
+
 def test_pow_zero_has_zero_gradient_at_zero():
     x = tc.tensor(np.array([0.0, 2.0, -3.0]), requires_grad=True)
     (x**0.0).sum().backward()

@@ -235,6 +235,33 @@ def test_model_input_checks():
     with pytest.raises(TypeError, match="float32"):
         m(tc.tensor(rand(4, 3).astype(np.float64)))
     assert m(rand(4, 3).astype(np.float64)).dtype == np.float32  # NumPy input is cast
+    assert m([rand(4, 3)]).shape == (4, 2)  # [x] for a one-input model, as Keras
+    assert m(rand(4, 3).tolist()).shape == (4, 2)  # nested lists are the data
+    with pytest.raises(ValueError, match="expects one input, got a list of 2"):
+        m([rand(4, 3), rand(4, 3)])
+
+
+def test_model_input_shape_errors_say_what_is_likely_wrong():
+    inp = tc.Input((1, 8, 8))
+    m = tc.Model(inp, L.Flatten()(L.Conv2D(2, 3)(inp)), name="net")
+    cases = [
+        ((1, 8, 8), "that is one sample without its batch axis: pass x[None]"),
+        ((2, 8, 8, 1), "its channels are last but the model takes them first: pass "
+         "x.transpose(0, 3, 1, 2) (a NumPy array; x.permute(0, 3, 1, 2) for a Tensor)"),
+        ((2, 1, 9, 8), "the image size differs: resize or pad the images, or build the model "
+         "for theirs"),
+    ]  # fmt: skip
+    for shape, hint in cases:
+        with pytest.raises(ValueError) as info:
+            m(np.zeros(shape, np.float32))
+        assert f"(any batch size), got {shape}; {hint}" in str(info.value)
+    m.compile(optimizer="adam", loss="mse")  # fit/evaluate/predict give the same hints
+    with pytest.raises(ValueError, match="channels are last but the model takes them first"):
+        m.predict(np.zeros((2, 8, 8, 1), np.float32))
+    last = tc.Input((8, 8, 1))
+    m2 = tc.Model(last, L.Conv2D(2, 3, data_format="channels_last")(last))
+    with pytest.raises(ValueError, match="channels are first but the model takes them last"):
+        m2(np.zeros((2, 1, 8, 8), np.float32))
 
 
 def test_model_build_errors():

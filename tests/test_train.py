@@ -321,7 +321,7 @@ def test_misuse_errors():
         train.compile(MLP(), "adam", "hinge")
     with pytest.raises(ValueError, match="unknown optimizer 'adagrad'"):
         train.compile(MLP(), "adagrad", "mse")
-    with pytest.raises(ValueError, match="a single sample\\? add the batch axis"):
+    with pytest.raises(ValueError, match="one sample without its batch axis: pass x\\[None\\]"):
         train.predict(model, x[0])
 
 

@@ -315,19 +315,28 @@ class Tensor:
 
 
 def _as_array(data: Any, dtype) -> np.ndarray:
-    if dtype is not None:
-        return np.asarray(data, dtype=np.dtype(dtype), order="C")
-    if isinstance(data, np.ndarray):
+    if isinstance(data, np.ndarray) and dtype is None:
         array = data
-    elif isinstance(data, np.generic):
-        array = np.asarray(data)
     else:
-        array = np.asarray(data)
-        if array.dtype == np.float64:  # Python floats: float32, as PyTorch's default dtype
-            array = array.astype(np.float32)
+        try:
+            array = np.asarray(data, dtype=None if dtype is None else np.dtype(dtype), order="C")
+        except (ValueError, TypeError) as e:  # ragged lists, "abc" as float, ...
+            raise type(e)(f"tensor: cannot make an array of {_what(data)}: {e}") from None
+        if dtype is None and not isinstance(data, np.generic) and array.dtype == np.float64:
+            array = array.astype(np.float32)  # Python floats: float32, PyTorch's default dtype
     if array.dtype == np.float16:
         array = array.astype(np.float32)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"tensor: cannot hold {array.dtype} data ({_what(data)}); a tensor holds float32 or "
+            "float64 values, or integers and bools (labels, masks)"
+        )
     return np.asarray(array, order="C")
+
+
+def _what(data: Any) -> str:
+    text = repr(data)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def tensor(data: Any, requires_grad: bool = False, device: str = "cpu", dtype=None) -> Tensor:

@@ -17,7 +17,7 @@ import numpy as np
 from ..tensor import Tensor
 from . import layer as layer_mod
 from .layer import Layer, Weight, _assign
-from .shapes import fmt_shape
+from .shapes import fmt_shape, input_shape_hint
 from .symbolic import InputLayer, Node, SymbolicTensor
 
 
@@ -243,9 +243,15 @@ class Model(Layer):
     def _call_eager_inputs(self, inputs, device: str = "cpu") -> list[Tensor]:
         """The real inputs, checked against the model's (arrays become tensors on ``device``)."""
         xs, single = _as_list(inputs)
+        if self._single_input and not single:
+            if len(xs) == 1 and isinstance(xs[0], (Tensor, np.ndarray)):
+                single = True  # [x] for a one-input model, as Keras takes it
+            elif not any(isinstance(x, (Tensor, np.ndarray)) for x in xs):
+                xs, single = [np.asarray(inputs)], True  # nested lists of numbers: the data
         if len(xs) != len(self.inputs) or single != self._single_input:
-            want = "one tensor" if self._single_input else f"a list of {len(self.inputs)}"
-            raise ValueError(f'Model "{self.name}": expects {want} as input, got {len(xs)}')
+            want = "one input" if self._single_input else f"a list of {len(self.inputs)} inputs"
+            got = "one input" if single else f"a list of {len(xs)}"
+            raise ValueError(f'Model "{self.name}": expects {want}, got {got}')
         tensors = []
         for x, t in zip(xs, self.inputs):
             if not isinstance(x, Tensor):
@@ -253,7 +259,7 @@ class Model(Layer):
             if x.shape[1:] != t.shape[1:] or x.ndim != len(t.shape):
                 raise ValueError(
                     f'Model "{self.name}": input "{t.name}" expects shape {fmt_shape(t.shape)} '
-                    f"(any batch size), got {x.shape}"
+                    f"(any batch size), got {x.shape}{input_shape_hint(x.shape, t.shape[1:])}"
                 )
             if x.dtype != t.dtype:
                 raise TypeError(

@@ -175,3 +175,28 @@ def check_rank(where: str, input_shape: Shape, rank: int, layout: str, hint: str
 def num_elements(shape: Shape) -> int:
     """Elements of one sample (the batch dimension excluded)."""
     return math.prod(int(s) for s in shape[1:])
+
+
+def input_shape_hint(got: tuple, sample: tuple) -> str:
+    """Why a batch of shape ``got`` does not fit a model's samples of shape ``sample``, and the
+    fix, as ``"; ..."`` (empty when there is no likely reason)."""
+    got, sample = tuple(got), tuple(sample)
+    if got == sample:
+        return "; that is one sample without its batch axis: pass x[None]"
+    if len(got) != len(sample) + 1 or len(sample) != 3:
+        return ""
+    for order, what in (((0, 3, 1, 2), "last"), ((0, 2, 3, 1), "first")):
+        if tuple(got[k] for k in order[1:]) == sample:
+            other = "first" if what == "last" else "last"
+            return (
+                f"; its channels are {what} but the model takes them {other}: pass "
+                f"x.transpose{order} (a NumPy array; x.permute{order} for a Tensor)"
+            )
+    if got[2:] == (28, 28) and sample[1:] == (32, 32):
+        return "; 28x28 MNIST for a 32x32 model: load_mnist(pad_to_32=True)"
+    if got[1] == sample[0] or got[3] == sample[2]:
+        return (
+            "; the image size differs: resize or pad the images, or build the model for theirs "
+            "(zoo builders take input_shape=...)"
+        )
+    return ""

@@ -76,14 +76,12 @@ def check_inputs(what: str, x, spec: InputSpec) -> np.ndarray:
     if x.ndim == 0 or len(x) == 0:
         raise ValueError(f"{what}: x is empty (shape {x.shape})")
     if spec.shape is not None and tuple(x.shape[1:]) != spec.shape:
-        hint = ""
-        if spec.shape[-2:] == (32, 32) and x.shape[-2:] == (28, 28):
-            hint = " (28x28 MNIST for a 32x32 model: load_mnist(pad_to_32=True))"
-        elif x.ndim == len(spec.shape):
-            hint = " (a single sample? add the batch axis: x[None])"
+        from ..graph.shapes import input_shape_hint
+
         raise ValueError(
             f"{what}: the model takes samples of shape {spec.shape}, x has {tuple(x.shape[1:])} "
-            f"(x.shape = {x.shape}, the first axis being the batch){hint}"
+            f"(x.shape = {x.shape}, the first axis being the batch)"
+            f"{input_shape_hint(x.shape, spec.shape)}"
         )
     _check_finite(what, "x", x)
     return np.ascontiguousarray(x, dtype=spec.dtype)

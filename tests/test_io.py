@@ -79,10 +79,10 @@ def test_corrupt_and_foreign_files_are_rejected(tmp_path):
     good = save_state(tmp_path / "good.npz", {"w": np.arange(50_000, dtype=np.float32)})
     blob = good.read_bytes()
     cases = {
-        "empty": (b"", "the file is empty"),
+        "empty": (b"", r"the file is empty, not with an .npz's zip header"),
         "truncated-half": (blob[: len(blob) // 2], "corrupt or truncated checkpoint"),
         "truncated-tail": (blob[:-10], "corrupt or truncated checkpoint"),
-        "text": (b"hello world", "not a tinycnn checkpoint"),
+        "text": (b"hello world", r"not a tinycnn checkpoint \(the file starts with b'hell', not"),
     }
     flipped = bytearray(blob)
     flipped[len(blob) // 2] ^= 0xFF  # inside the array's data: the zip CRC catches it

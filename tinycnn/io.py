@@ -107,8 +107,10 @@ def load_state(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarray], d
     with open(path, "rb") as f:
         head = f.read(4)
     if head != b"PK\x03\x04":  # np.load would try to unpickle anything it does not recognise
-        what = "empty" if not head else f"starts with {head!r}"
-        raise CheckpointError(f"{path}: not a tinycnn checkpoint (the file is {what}, not .npz)")
+        what = "is empty" if not head else f"starts with {head!r}"
+        raise CheckpointError(
+            f"{path}: not a tinycnn checkpoint (the file {what}, not with an .npz's zip header)"
+        )
     try:
         with np.load(path, allow_pickle=False) as npz:
             if _META not in npz.files:

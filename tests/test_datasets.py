@@ -42,7 +42,7 @@ def test_load_mnist_seed_preprocessing():
 
 
 def test_load_mnist_bad_arguments():
-    with pytest.raises(ValueError, match="split must be 'train' or 'test', got 'val'"):
+    with pytest.raises(ValueError, match="load_mnist: split must be 'train' or 'test', got 'val'"):
         datasets.load_mnist("val")
     with pytest.raises(ValueError, match="limit must be a positive int"):
         datasets.load_mnist("test", limit=0)

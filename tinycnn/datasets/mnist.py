@@ -29,9 +29,9 @@ FASHION_MNIST = {
 }
 
 
-def _check_split(split: str) -> tuple[str, str]:
+def _check_split(split: str, op: str) -> tuple[str, str]:
     if split not in _SPLITS:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise ValueError(f"{op}: split must be 'train' or 'test', got {split!r}")
     return _SPLITS[split]
 
 
@@ -61,7 +61,7 @@ def _mnist_raw(split: str) -> tuple[np.ndarray, np.ndarray]:
     """The uint8 arrays of one split, decoded and verified once per process (read-only)."""
     sums = _bundled_sums()
     arrays = []
-    for stem in _check_split(split):
+    for stem in _check_split(split, "load_mnist"):
         blob = resources.files(__package__).joinpath(f"data/{stem}.gz").read_bytes()
         array = decode_idx(blob, name=f"tinycnn/datasets/data/{stem}.gz", sha256=sums[stem])
         array.setflags(write=False)
@@ -142,7 +142,7 @@ def load_fashion_mnist(
     """Fashion-MNIST (same layout as MNIST), downloaded once into the cache (see
     :func:`tinycnn.datasets.cache_dir`); ``base_url`` points at a mirror."""
     arrays = []
-    for stem in _check_split(split):
+    for stem in _check_split(split, "load_fashion_mnist"):
         name = stem + ".gz"
         url = (base_url or FASHION_MNIST["url"]).rstrip("/") + "/" + name
         path = fetch(url, name, FASHION_MNIST["files"][name], subdir="fashion-mnist")

@@ -408,6 +408,20 @@ def test_random_translation():
     again = RandomTranslation(2)(x, np.random.default_rng(1))
     np.testing.assert_array_equal(out, again)
     assert RandomTranslation(0)(x, rng) is x
+    for fill, mode in (("reflect", "reflect"), ("edge", "edge")):  # same shifts, other borders
+        shifted = RandomTranslation(2, fill)(x, np.random.default_rng(1))
+        padded = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)), mode=mode)
+        for i in range(50):
+            assert any(
+                np.array_equal(shifted[i], padded[i, :, a : a + 9, b : b + 7])
+                for a in range(5)
+                for b in range(5)
+            )
+    assert repr(RandomTranslation(1, "edge")) == "RandomTranslation(1, fill='edge')"
+    with pytest.raises(ValueError, match="fill must be one of zeros, reflect, edge"):
+        RandomTranslation(2, "wrap")
+    with pytest.raises(ValueError, match=r"fill='reflect' needs max_shift \(3\) < the image"):
+        RandomTranslation(3, "reflect")(x[:, :, :3, :3], rng)
     with pytest.raises(TypeError, match="augment must be callable"):
         train.fit(compiled(), *blobs(10), augment=3, verbose=0)
 

@@ -10,27 +10,39 @@ from numpy.lib.stride_tricks import sliding_window_view
 __all__ = ["RandomTranslation"]
 
 
+FILLS = {"zeros": "constant", "reflect": "reflect", "edge": "edge"}
+
+
 class RandomTranslation:
     """Shift each image by a random whole number of pixels in ``[-max_shift, max_shift]`` along
-    height and width independently, filling with zeros (MNIST's background).
+    height and width independently.
 
     Parameters
     ----------
     max_shift : int
         The largest shift, in pixels.
+    fill : str
+        What the shift uncovers: ``"zeros"`` (MNIST's black background, the default),
+        ``"reflect"`` (the image mirrored at its border, Keras' default, for photos and
+        textures) or ``"edge"`` (the border pixels repeated).
 
     Examples
     --------
     >>> model.fit(x, y, epochs=20, augment=RandomTranslation(2))
     """
 
-    def __init__(self, max_shift: int = 2):
+    def __init__(self, max_shift: int = 2, fill: str = "zeros"):
         if not isinstance(max_shift, int) or max_shift < 0:
             raise ValueError(f"RandomTranslation: max_shift must be an int >= 0, got {max_shift!r}")
-        self.max_shift = max_shift
+        if fill not in FILLS:
+            raise ValueError(
+                f"RandomTranslation: fill must be one of {', '.join(FILLS)}, got {fill!r}"
+            )
+        self.max_shift, self.fill = max_shift, fill
 
     def __repr__(self) -> str:
-        return f"RandomTranslation({self.max_shift})"
+        fill = "" if self.fill == "zeros" else f", fill={self.fill!r}"
+        return f"RandomTranslation({self.max_shift}{fill})"
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         s = self.max_shift
@@ -39,7 +51,12 @@ class RandomTranslation:
         if x.ndim != 4:
             raise ValueError(f"RandomTranslation: expects NCHW images, got shape {x.shape}")
         n, _, h, w = x.shape
-        padded = np.pad(x, ((0, 0), (0, 0), (s, s), (s, s)))
+        if self.fill == "reflect" and s >= min(h, w):
+            raise ValueError(
+                f"RandomTranslation: fill='reflect' needs max_shift ({s}) < the image's height "
+                f"and width ({h}×{w})"
+            )
+        padded = np.pad(x, ((0, 0), (0, 0), (s, s), (s, s)), mode=FILLS[self.fill])
         windows = sliding_window_view(padded, (h, w), axis=(2, 3))  # (N, C, 2s+1, 2s+1, H, W)
         oy = rng.integers(0, 2 * s + 1, n)
         ox = rng.integers(0, 2 * s + 1, n)

@@ -232,3 +232,16 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkey
     with pytest.raises(SystemExit):
         main(["train", model, "--resume", "whole"])
     assert "the run finished its 4 epochs already" in capsys.readouterr().err
+
+
+def test_evaluate_builds_the_model_the_run_trained(tmp_path, monkeypatch, capsys):
+    """run.json gives evaluate (and predict, maps) the run's --input-shape and --num-classes."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "lenet5", "--input-shape", "1,28,28", "--epochs", "1", "--limit", "200",
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "lenet5", "--limit", "100"]) == 0  # no --input-shape needed
+    assert "on 100 mnist test images: accuracy" in capsys.readouterr().out
+    assert main(["maps", "lenet5", "-o", "m.png"]) == 0
+    assert "mnist test image 0: label 7" in capsys.readouterr().out

@@ -102,13 +102,21 @@ def mnist_like(gray: np.ndarray, name: str = "image") -> np.ndarray:
     return out
 
 
-def load_image(path: str | os.PathLike, input_shape) -> np.ndarray:
-    """The image file at ``path`` as one sample of ``input_shape`` ``(C, H, W)`` (float32)."""
+def load_image(path: str | os.PathLike, input_shape, prepare: str = "mnist") -> np.ndarray:
+    """The image file at ``path`` as one sample of ``input_shape`` ``(C, H, W)`` (float32).
+
+    ``prepare="mnist"`` makes a 1-channel image an MNIST digit (see the module docstring);
+    ``"resize"`` only resizes it (grey by luminance), as the images of an image folder."""
+    if prepare not in ("mnist", "resize"):
+        raise ValueError(f"load_image: prepare must be 'mnist' or 'resize', got {prepare!r}")
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     c, h, w = (int(s) for s in input_shape)
     a = _read(path)
+    if c == 1 and prepare == "resize":
+        gray = a if a.ndim == 2 else a @ np.array([0.299, 0.587, 0.114], np.float32)
+        return np.clip(_resize(gray, h, w), 0.0, 1.0)[None].astype(np.float32)
     if c == 1:
         gray = a if a.ndim == 2 else a @ np.array([0.299, 0.587, 0.114], np.float32)
         digit = mnist_like(gray, str(path))

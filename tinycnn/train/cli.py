@@ -36,6 +36,15 @@ DATASETS = ("auto", "mnist", "fashion_mnist", "cifar10")
 CONFUSION_MAX_CLASSES = 20
 
 
+def _data_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help="your own images, one folder per class: DIR/<class>/* (every 5th a test image) "
+        "or DIR/train/<class>/* and DIR/test/<class>/*, resized to the model's input",
+    )
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     from ..cli import _model_args
 
@@ -47,6 +56,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="default: MNIST for 1-channel models, CIFAR-10 for 3-channel "
         "32x32 ones (downloaded once)",
     )
+    _data_arg(parser)
     parser.add_argument("--batch-size", type=int, default=100, metavar="N")
     parser.add_argument(
         "--limit",
@@ -112,8 +122,15 @@ def configure_evaluate(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _pick_dataset(name: str, input_shape: tuple[int, ...]) -> str:
+def _pick_dataset(args: argparse.Namespace, input_shape: tuple[int, ...]) -> str:
     channels, h, w = input_shape
+    name = args.dataset
+    if getattr(args, "data", None):
+        if name != "auto":
+            from ..cli import CLIError
+
+            raise CLIError(f"--data {args.data} and --dataset {name}: give one of them")
+        return "folder"
     if name != "auto":
         return name
     if channels == 1:
@@ -128,11 +145,13 @@ def _pick_dataset(name: str, input_shape: tuple[int, ...]) -> str:
     )
 
 
-def _load(dataset: str, split: str, input_shape: tuple[int, ...], limit: int | None):
+def _load(args, dataset: str, split: str, input_shape: tuple[int, ...], limit: int | None):
     from .. import datasets
     from ..cli import CLIError
 
     channels, h, w = input_shape
+    if dataset == "folder":
+        return datasets.load_image_folder(args.data, split, input_shape, one_hot=True, limit=limit)
     if dataset in ("mnist", "fashion_mnist"):
         if channels != 1 or (h, w) not in ((28, 28), (32, 32)):
             raise CLIError(
@@ -146,14 +165,57 @@ def _load(dataset: str, split: str, input_shape: tuple[int, ...], limit: int | N
 
 
 def _model(args):
-    from ..cli import _build
+    """MODEL built from the command line.  With ``--data``, a zoo model gets one output per
+    class folder, and a model whose outputs do not match the classes is refused."""
+    from ..cli import CLIError, _build, _zoo_models
     from ..graph import clear_session
 
+    classes = None
+    if getattr(args, "data", None):
+        from ..datasets import folder_classes
+
+        classes = folder_classes(args.data)
+        if args.num_classes is None and args.model in _zoo_models():
+            args.num_classes = len(classes)
     clear_session()  # auto-generated layer names start afresh: weight files match the model
     model = _build(args)
+    if classes is not None and model.output_shape[-1] != len(classes):
+        raise CLIError(
+            f"{model.name} has {model.output_shape[-1]} outputs but {args.data} has "
+            f"{len(classes)} classes ({', '.join(classes)}): give --num-classes {len(classes)} "
+            "(if MODEL takes it) or a model with one output per class"
+        )
+    args.classes = classes
     if args.device != "cpu":
         model.to(args.device)
     return model, tuple(model.input_shape[1:])
+
+
+def _use_run_settings(args) -> dict:
+    """evaluate, predict and maps: the run whose weights they use (``--weights`` in a run
+    directory, or the latest run) gives the input shape, the classes and the data its model was
+    trained with, where the command line does not give them.  Returns the run's settings."""
+    import json
+
+    from ..cli import _build_view
+
+    if args.weights:
+        run = Path(args.weights).parent / "run.json"
+    else:
+        found = latest_weights(_build_view(args).name)
+        run = found.parent / "run.json" if found else None
+    if run is None or not run.is_file():
+        return {}
+    saved = json.loads(run.read_text())
+    if saved.get("model") != args.model:
+        return {}
+    for key in ("input_shape", "num_classes", "data"):
+        if hasattr(args, key) and getattr(args, key) is None and saved.get(key) is not None:
+            value = saved[key]
+            setattr(args, key, tuple(value) if key == "input_shape" else value)
+    if getattr(args, "dataset", None) == "auto" and not saved.get("data"):
+        args.dataset = saved.get("dataset", "auto")
+    return saved
 
 
 def cosine_schedule(lr0: float, epochs: int):
@@ -166,8 +228,9 @@ def cosine_schedule(lr0: float, epochs: int):
 
 
 # The settings of a run, saved in its run.json: ``--resume`` continues with these.
-RUN_SETTINGS = ("input_shape", "num_classes", "dataset", "batch_size", "limit", "epochs", "lr",
-                "optimizer", "schedule", "augment", "seed", "val_split")  # fmt: skip
+RUN_SETTINGS = ("input_shape", "num_classes", "dataset", "data", "batch_size", "limit",
+                "epochs", "lr", "optimizer", "schedule", "augment", "seed",
+                "val_split")  # fmt: skip
 CHECKPOINT = "checkpoint.npz"
 
 
@@ -245,9 +308,11 @@ def _resume_run(args: argparse.Namespace) -> Path:
     defaults = argparse.ArgumentParser()
     configure_train(defaults)
     for key in RUN_SETTINGS:
-        value = saved[key]
+        value = saved.get(key, defaults.get_default(key))
         value = tuple(value) if key == "input_shape" and value is not None else value
         given = getattr(args, key)
+        if key == "data" and given is not None:
+            given = str(Path(given).resolve())
         if given != defaults.get_default(key) and given != value:
             flag = "--" + key.replace("_", "-")
             raise CLIError(
@@ -269,16 +334,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     resume = args.resume is not None
     out = _resume_run(args) if resume else None
+    if args.data is not None:  # run.json keeps where the images are, wherever it is read
+        args.data = str(Path(args.data).resolve())
     tc_random.manual_seed(args.seed)  # the initial weights too: --seed repeats the whole run
     model, input_shape = _model(args)
-    dataset = _pick_dataset(args.dataset, input_shape)
+    dataset = _pick_dataset(args, input_shape)
+    data_name = _dataset_name(args, dataset)
     if out is None:
         out = Path(args.out) if args.out else new_run_dir(model.name)
     model.summary()
     if not args.out and not resume and out.name != model.name:
         print(f"(earlier runs of {model.name} are kept: this one writes to {out})")
-    x, y = _load(dataset, "train", input_shape, args.limit)
-    x_test, y_test = _load(dataset, "test", input_shape, args.limit)
+    x, y = _load(args, dataset, "train", input_shape, args.limit)
+    x_test, y_test = _load(args, dataset, "test", input_shape, args.limit)
     opt = {
         "adam": optim.Adam.keras,
         "adamw": optim.AdamW,
@@ -299,6 +367,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:  # the run directory appears once the data and the model are ready
         out.mkdir(parents=True, exist_ok=True)
         settings = {"model": args.model, **{key: getattr(args, key) for key in RUN_SETTINGS}}
+        settings["classes"] = args.classes
         (out / "run.json").write_text(json.dumps(settings, indent=2) + "\n")
     cbs = [CSVLogger(out / "log.csv", append=resume)]
     if args.schedule == "cosine":
@@ -309,12 +378,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     cbs.append(_run_checkpoint(out / CHECKPOINT, before))
     doing = f"resuming {out} at epoch {initial_epoch + 1}: " if resume else ""
     print(
-        f"\n{doing}training {model.name} on {dataset}: {len(x)} images (last {args.val_split:g} "
+        f"\n{doing}training {model.name} on {data_name}: {len(x)} images (last {args.val_split:g} "
         f"held out), {args.epochs} epochs, batch {args.batch_size}, {args.optimizer} "
         f"lr={args.lr:g} ({args.schedule}), shifts of up to {args.augment} px, seed {args.seed}",
         flush=True,
     )
-    augment = RandomTranslation(args.augment) if args.augment else None
+    fill = "reflect" if dataset == "folder" else "zeros"  # photos have no black background
+    augment = RandomTranslation(args.augment, fill) if args.augment else None
     t0 = time.perf_counter()
     try:
         history = model.fit(
@@ -349,7 +419,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     history.to_json(out / "history.json")
     wrote = ["weights.npz", "history.json", "log.csv", "run.json", CHECKPOINT]
     try:
-        history.plot(out / "curves.png", title=f"{model.name} on {dataset}")
+        history.plot(out / "curves.png", title=f"{model.name} on {data_name}")
         wrote.append("curves.png")
     except ImportError as e:
         print(f"(no curves.png: {e})")
@@ -358,7 +428,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         from .mistakes import plot_mistakes
 
-        plot_mistakes(x_test, y_test, scores, out / "mistakes.png", title=model.name)
+        plot_mistakes(
+            x_test, y_test, scores, out / "mistakes.png", title=model.name, names=args.classes
+        )
         wrote.append("mistakes.png")
     except ImportError as e:
         print(f"(no mistakes.png: {e})")
@@ -366,41 +438,51 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"wrote {', '.join(wrote)} to {out}")
     print(
         f"test accuracy: {test_acc:.4f} ({100 * test_acc:.2f} %), test loss {test_loss:.4f} "
-        f"on {len(x_test)} {dataset} test images"
+        f"on {len(x_test)} {data_name} test images"
     )
-    _confusion(y_test, scores)
+    _confusion(y_test, scores, args.classes)
     return 0
 
 
-def _confusion(y, scores) -> None:
+def _confusion(y, scores, names=None) -> None:
     """Print the confusion report of one-hot ``y`` against ``scores`` (up to
     :data:`CONFUSION_MAX_CLASSES` classes)."""
     if y.shape[-1] <= CONFUSION_MAX_CLASSES:
         from .metrics import confusion_matrix, confusion_report
 
-        print(confusion_report(confusion_matrix(y, scores, y.shape[-1])))
+        print(confusion_report(confusion_matrix(y, scores, y.shape[-1]), names))
+
+
+def _class_name(args, k: int) -> str:
+    return args.classes[k] if getattr(args, "classes", None) else str(k)
+
+
+def _dataset_name(args, dataset: str) -> str:
+    """How the messages name the images: the dataset, or the folder given with --data."""
+    return f"{Path(args.data).name}/" if dataset == "folder" else dataset
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-
+    _use_run_settings(args)
     model, input_shape = _model(args)
-    dataset = _pick_dataset(args.dataset, input_shape)
+    dataset = _pick_dataset(args, input_shape)
+    data_name = _dataset_name(args, dataset)
     weights = _weights(args, model, required=True)
-    x, y = _load(dataset, "test", input_shape, args.limit)
+    x, y = _load(args, dataset, "test", input_shape, args.limit)
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     loss, acc = model.evaluate(x, y, batch_size=args.batch_size, verbose=0)
     print(
-        f"{model.name} with {weights} on {len(x)} {dataset} test images: "
+        f"{model.name} with {weights} on {len(x)} {data_name} test images: "
         f"accuracy {acc:.4f} ({100 * acc:.2f} %), loss {loss:.4f}"
     )
     if y.shape[-1] > CONFUSION_MAX_CLASSES and not args.mistakes:
         return 0
     scores = model.predict(x, batch_size=args.batch_size, verbose=0)
-    _confusion(y, scores)
+    _confusion(y, scores, args.classes)
     if args.mistakes:
         from .mistakes import plot_mistakes
 
-        path, n = plot_mistakes(x, y, scores, args.mistakes, title=model.name)
+        path, n = plot_mistakes(x, y, scores, args.mistakes, title=model.name, names=args.classes)
         print(f"wrote {path}: the {n} surest mistakes" if n else f"wrote {path}: no mistakes")
     return 0
 
@@ -423,6 +505,7 @@ def configure_maps(parser: argparse.ArgumentParser) -> None:
     _model_args(parser)
     _weights_arg(parser)
     parser.add_argument("--dataset", choices=DATASETS, default="auto")
+    _data_arg(parser)
     parser.add_argument(
         "--index", type=int, default=0, metavar="N", help="which test image (default 0)"
     )
@@ -500,6 +583,7 @@ def cmd_maps(args: argparse.Namespace) -> int:
     from ..graph.maps import pick_layers, plot_feature_maps, plot_filters
 
     args.device = "cpu"
+    _use_run_settings(args)
     model, input_shape = _model(args)
     source = _weights(args, model)
     if args.filters:
@@ -513,17 +597,20 @@ def cmd_maps(args: argparse.Namespace) -> int:
     if args.image:
         from ..datasets import load_image
 
-        image, what = load_image(args.image, input_shape), f"{args.image}:"
+        prepare = "resize" if args.data else "mnist"
+        image, what = load_image(args.image, input_shape, prepare), f"{args.image}:"
     else:
-        dataset = _pick_dataset(args.dataset, input_shape)
-        x, y = _load(dataset, "test", input_shape, None)
+        dataset = _pick_dataset(args, input_shape)
+        data_name = _dataset_name(args, dataset)
+        x, y = _load(args, dataset, "test", input_shape, None)
         if not 0 <= args.index < len(x):
-            raise CLIError(f"--index {args.index}: the {dataset} test split has {len(x)} images")
+            raise CLIError(f"--index {args.index}: the {data_name} test split has {len(x)} images")
         image = x[args.index]
-        what = f"{dataset} test image {args.index}: label {int(np.argmax(y[args.index]))},"
+        label = _class_name(args, int(np.argmax(y[args.index])))
+        what = f"{data_name} test image {args.index}: label {label},"
     layers = args.layers.split(",") if args.layers else None
     names, total = pick_layers(model, layers)
-    predicted = int(np.argmax(model.predict(image[None], verbose=0)[0]))
+    predicted = _class_name(args, int(np.argmax(model.predict(image[None], verbose=0)[0])))
     title = f"{model.name} ({source}), {what} predicted {predicted}"
     out = Path(args.output or f"{model.name}_maps.png")
     plot_feature_maps(model, image, out, names, args.channels, title)  # bad names: ValueError
@@ -553,9 +640,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise CLIError(f"--top must be >= 1, got {args.top}")
     args.device = "cpu"
+    run = _use_run_settings(args)
+    args.data = None  # the run's images are not needed, only how they were prepared
     model, input_shape = _model(args)
     source = _weights(args, model)
-    batch = np.stack([load_image(f, input_shape) for f in args.images])
+    prepare = "resize" if run.get("data") else "mnist"
+    batch = np.stack([load_image(f, input_shape, prepare) for f in args.images])
+    names = run.get("classes") or [str(k) for k in range(model.output_shape[-1])]
     out = np.asarray(model.predict(batch, verbose=0), dtype=np.float64)
     if out.ndim != 2:
         raise CLIError(f"{model.name} outputs shape {out.shape[1:]}, not one score per class")
@@ -569,8 +660,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(f"{model.name} ({source}){how}:")
     for name, p in zip(args.images, out):
         order = np.argsort(-p, kind="stable")[: args.top]
-        rest = ", ".join(f"{k} ({100 * p[k]:.2f} %)" for k in order[1:])
-        print(
-            f"  {name}: {order[0]} ({100 * p[order[0]]:.2f} %)" + (f"; then {rest}" if rest else "")
-        )
+        rest = ", ".join(f"{names[k]} ({100 * p[k]:.2f} %)" for k in order[1:])
+        best = f"{names[order[0]]} ({100 * p[order[0]]:.2f} %)"
+        print(f"  {name}: {best}" + (f"; then {rest}" if rest else ""))
     return 0

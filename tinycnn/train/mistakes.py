@@ -19,11 +19,18 @@ def worst_mistakes(y_true, scores, count: int = 32) -> np.ndarray:
 
 
 def plot_mistakes(
-    images, y_true, scores, path: str | os.PathLike, count: int = 32, title: str | None = None
+    images,
+    y_true,
+    scores,
+    path: str | os.PathLike,
+    count: int = 32,
+    title: str | None = None,
+    names=None,
 ) -> tuple[Path, int]:
     """Draw up to ``count`` misclassified ``images`` (``(N, C, H, W)``, 1 or 3 channels) with
-    ``true → predicted (score)`` above each, the surest mistakes first, and save to ``path``.
-    Returns the path and how many were drawn.  Needs matplotlib (``tinycnn[plot]``)."""
+    ``true → predicted (score)`` above each (class ``names`` if given, else the indices), the
+    surest mistakes first, and save to ``path``.  Returns the path and how many were drawn.
+    Needs matplotlib (``tinycnn[plot]``)."""
     from .._plotting import figure, image_cell, save
 
     if count < 1:
@@ -37,7 +44,8 @@ def plot_mistakes(
     fig = figure("plot_mistakes", 1.2 * cols, 1.35 * rows + 0.5)
     for k, i in enumerate(picked):
         p = int(s[i].argmax())
-        ax = image_cell(fig, rows, cols, k, f"{t[i]} → {p} ({100 * s[i, p]:.0f} %)", 7, 2)
+        true, guess = (t[i], p) if names is None else (names[t[i]], names[p])
+        ax = image_cell(fig, rows, cols, k, f"{true} → {guess} ({100 * s[i, p]:.0f} %)", 7, 2)
         img = x[i]
         if img.shape[0] == 3:
             ax.imshow(np.clip(np.moveaxis(img, 0, -1), 0, 1), interpolation="nearest")

@@ -418,6 +418,10 @@ def test_random_translation():
                 for b in range(5)
             )
     assert repr(RandomTranslation(1, "edge")) == "RandomTranslation(1, fill='edge')"
+    last = RandomTranslation(2, data_format="channels_last")(  # the same shifts on NHWC
+        np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.random.default_rng(1)
+    )
+    np.testing.assert_array_equal(last, out.transpose(0, 2, 3, 1))
     with pytest.raises(ValueError, match="fill must be one of zeros, reflect, edge"):
         RandomTranslation(2, "wrap")
     with pytest.raises(ValueError, match=r"fill='reflect' needs max_shift \(3\) < the image"):

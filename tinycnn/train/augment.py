@@ -25,31 +25,42 @@ class RandomTranslation:
         What the shift uncovers: ``"zeros"`` (MNIST's black background, the default),
         ``"reflect"`` (the image mirrored at its border, Keras' default, for photos and
         textures) or ``"edge"`` (the border pixels repeated).
+    data_format : str
+        ``"channels_first"`` (``(N, C, H, W)`` batches, the default) or ``"channels_last"``
+        (``(N, H, W, C)``).
 
     Examples
     --------
     >>> model.fit(x, y, epochs=20, augment=RandomTranslation(2))
     """
 
-    def __init__(self, max_shift: int = 2, fill: str = "zeros"):
+    def __init__(self, max_shift: int = 2, fill: str = "zeros", data_format="channels_first"):
         if not isinstance(max_shift, int) or max_shift < 0:
             raise ValueError(f"RandomTranslation: max_shift must be an int >= 0, got {max_shift!r}")
         if fill not in FILLS:
             raise ValueError(
                 f"RandomTranslation: fill must be one of {', '.join(FILLS)}, got {fill!r}"
             )
-        self.max_shift, self.fill = max_shift, fill
+        if data_format not in ("channels_first", "channels_last"):
+            raise ValueError(
+                "RandomTranslation: data_format must be 'channels_first' or 'channels_last', "
+                f"got {data_format!r}"
+            )
+        self.max_shift, self.fill, self.data_format = max_shift, fill, data_format
 
     def __repr__(self) -> str:
         fill = "" if self.fill == "zeros" else f", fill={self.fill!r}"
-        return f"RandomTranslation({self.max_shift}{fill})"
+        last = ", data_format='channels_last'" if self.data_format == "channels_last" else ""
+        return f"RandomTranslation({self.max_shift}{fill}{last})"
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         s = self.max_shift
         if s == 0:
             return x
         if x.ndim != 4:
-            raise ValueError(f"RandomTranslation: expects NCHW images, got shape {x.shape}")
+            raise ValueError(f"RandomTranslation: expects a batch of images, got shape {x.shape}")
+        if self.data_format == "channels_last":  # shift the NCHW view, give NHWC back
+            x = x.transpose(0, 3, 1, 2)
         n, _, h, w = x.shape
         if self.fill == "reflect" and s >= min(h, w):
             raise ValueError(
@@ -60,4 +71,7 @@ class RandomTranslation:
         windows = sliding_window_view(padded, (h, w), axis=(2, 3))  # (N, C, 2s+1, 2s+1, H, W)
         oy = rng.integers(0, 2 * s + 1, n)
         ox = rng.integers(0, 2 * s + 1, n)
-        return np.ascontiguousarray(windows[np.arange(n), :, oy, ox])
+        out = windows[np.arange(n), :, oy, ox]
+        if self.data_format == "channels_last":
+            out = out.transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(out)

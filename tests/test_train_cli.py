@@ -27,6 +27,34 @@ def mlp(input_shape=(1, 28, 28), num_classes=10):
     )
 
 
+def conv_last(input_shape=(28, 28, 1), num_classes=10):
+    """A Keras-style channels-last model: the command line gives it (N, H, W, C) batches."""
+    x = inp = tc.Input(input_shape)
+    x = L.Conv2D(8, 3, activation="relu", data_format="channels_last")(x)
+    x = L.MaxPool2D(2, data_format="channels_last")(x)
+    out = L.Dense(num_classes, activation="softmax")(L.Flatten()(x))
+    return tc.Model(inp, out, name="conv_last")
+
+
+def test_a_channels_last_model_trains_evaluates_and_is_drawn(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    model = "tests.test_train_cli:conv_last"
+    argv = ["train", model, "--epochs", "2", "--limit", "1000", "--quiet", "--augment", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert float(out.split("test accuracy: ")[1].split()[0]) > 0.5  # the images are not garbled
+    assert main(["evaluate", model, "--limit", "200"]) == 0
+    assert "conv_last with runs/conv_last/weights.npz on 200 mnist test images" in (
+        capsys.readouterr().out
+    )
+    assert main(["maps", model, "-o", "m.png"]) == 0
+    assert "mnist test image 0: label 7" in capsys.readouterr().out
+    digit = tmp_path / "digit.npy"
+    np.save(digit, tc.datasets.load_mnist("test", limit=1)[0][0, 0])
+    assert main(["predict", model, str(digit)]) == 0
+    assert f"{digit}: " in capsys.readouterr().out
+
+
 def test_train_then_evaluate(tmp_path, capsys):
     out = tmp_path / "run"
     argv = [

@@ -146,6 +146,12 @@ def _pick_dataset(args: argparse.Namespace, input_shape: tuple[int, ...]) -> str
 
 
 def _load(args, dataset: str, split: str, input_shape: tuple[int, ...], limit: int | None):
+    """``(x, y)`` of ``split``, ``x`` in the model's layout (see :func:`_input_chw`)."""
+    x, y = _load_chw(args, dataset, split, input_shape, limit)
+    return _to_model(args, x), y
+
+
+def _load_chw(args, dataset: str, split: str, input_shape: tuple[int, ...], limit: int | None):
     from .. import datasets
     from ..cli import CLIError
 
@@ -188,7 +194,31 @@ def _model(args):
     args.classes = classes
     if args.device != "cpu":
         model.to(args.device)
-    return model, tuple(model.input_shape[1:])
+    return model, _input_chw(args, model)
+
+
+def _input_chw(args, model) -> tuple[int, ...]:
+    """The model's input sample as ``(C, H, W)`` (the datasets' layout); notes in
+    ``args.channels_last`` whether the model reads ``(H, W, C)`` (the data is then transposed
+    for it)."""
+    from ..graph.explain import layouts
+
+    g, shape = model.graph, tuple(model.input_shape[1:])
+    layout = layouts(model)
+    args.channels_last = any(layout[n] for n in g if g.nodes[n]["family"] == "input")
+    return (shape[2], shape[0], shape[1]) if args.channels_last else shape
+
+
+def _to_model(args, x):
+    """A batch in the datasets' ``(N, C, H, W)`` as the model reads it."""
+    import numpy as np
+
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if args.channels_last else x
+
+
+def _to_chw(args, x):
+    """A batch as the model reads it back in ``(N, C, H, W)`` (for the drawings)."""
+    return x.transpose(0, 3, 1, 2) if args.channels_last else x
 
 
 def _use_run_settings(args) -> dict:
@@ -384,7 +414,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         flush=True,
     )
     fill = "reflect" if dataset == "folder" else "zeros"  # photos have no black background
-    augment = RandomTranslation(args.augment, fill) if args.augment else None
+    layout = "channels_last" if args.channels_last else "channels_first"
+    augment = RandomTranslation(args.augment, fill, layout) if args.augment else None
     t0 = time.perf_counter()
     try:
         history = model.fit(
@@ -428,8 +459,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         from .mistakes import plot_mistakes
 
+        images = _to_chw(args, x_test)
         plot_mistakes(
-            x_test, y_test, scores, out / "mistakes.png", title=model.name, names=args.classes
+            images, y_test, scores, out / "mistakes.png", title=model.name, names=args.classes
         )
         wrote.append("mistakes.png")
     except ImportError as e:
@@ -482,7 +514,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.mistakes:
         from .mistakes import plot_mistakes
 
-        path, n = plot_mistakes(x, y, scores, args.mistakes, title=model.name, names=args.classes)
+        images = _to_chw(args, x)
+        path, n = plot_mistakes(
+            images, y, scores, args.mistakes, title=model.name, names=args.classes
+        )
         print(f"wrote {path}: the {n} surest mistakes" if n else f"wrote {path}: no mistakes")
     return 0
 
@@ -598,7 +633,8 @@ def cmd_maps(args: argparse.Namespace) -> int:
         from ..datasets import load_image
 
         prepare = "resize" if args.data else "mnist"
-        image, what = load_image(args.image, input_shape, prepare), f"{args.image}:"
+        image = _to_model(args, load_image(args.image, input_shape, prepare)[None])[0]
+        what = f"{args.image}:"
     else:
         dataset = _pick_dataset(args, input_shape)
         data_name = _dataset_name(args, dataset)
@@ -645,7 +681,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model, input_shape = _model(args)
     source = _weights(args, model)
     prepare = "resize" if run.get("data") else "mnist"
-    batch = np.stack([load_image(f, input_shape, prepare) for f in args.images])
+    batch = _to_model(args, np.stack([load_image(f, input_shape, prepare) for f in args.images]))
     names = run.get("classes") or [str(k) for k in range(model.output_shape[-1])]
     out = np.asarray(model.predict(batch, verbose=0), dtype=np.float64)
     if out.ndim != 2:

@@ -273,3 +273,7 @@ def test_evaluate_builds_the_model_the_run_trained(tmp_path, monkeypatch, capsys
     assert "on 100 mnist test images: accuracy" in capsys.readouterr().out
     assert main(["maps", "lenet5", "-o", "m.png"]) == 0
     assert "mnist test image 0: label 7" in capsys.readouterr().out
+    (tmp_path / "runs" / "lenet5" / "run.json").write_text("{not json")
+    with pytest.raises(SystemExit):
+        main(["evaluate", "lenet5", "--limit", "100"])
+    assert "runs/lenet5/run.json: not a readable run.json (" in capsys.readouterr().err

@@ -221,11 +221,25 @@ def _to_chw(args, x):
     return x.transpose(0, 3, 1, 2) if args.channels_last else x
 
 
+def _read_run(path: Path) -> dict:
+    """A run's ``run.json``; a damaged one is named, not a JSON traceback."""
+    import json
+
+    from ..cli import CLIError
+
+    try:
+        saved = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CLIError(f"{path}: not a readable run.json ({e}); repair or delete it") from None
+    if not isinstance(saved, dict) or "model" not in saved:
+        raise CLIError(f'{path}: not a tinycnn train run.json (no "model" entry)')
+    return saved
+
+
 def _use_run_settings(args) -> dict:
     """evaluate, predict and maps: the run whose weights they use (``--weights`` in a run
     directory, or the latest run) gives the input shape, the classes and the data its model was
     trained with, where the command line does not give them.  Returns the run's settings."""
-    import json
 
     from ..cli import _build_view
 
@@ -236,7 +250,7 @@ def _use_run_settings(args) -> dict:
         run = found.parent / "run.json" if found else None
     if run is None or not run.is_file():
         return {}
-    saved = json.loads(run.read_text())
+    saved = _read_run(run)
     if saved.get("model") != args.model:
         return {}
     for key in ("input_shape", "num_classes", "data"):
@@ -309,7 +323,6 @@ def _keep_logged_epochs(log: Path, epochs: int) -> None:
 def _resume_run(args: argparse.Namespace) -> Path:
     """The run directory to continue; ``args`` takes the run's settings (a different value
     given on the command line is an error: a resumed run is the run it continues)."""
-    import json
 
     from ..cli import CLIError, _build_view
 
@@ -332,7 +345,7 @@ def _resume_run(args: argparse.Namespace) -> Path:
         out = runs[-1]
     if not (out / "run.json").is_file() or not (out / CHECKPOINT).is_file():
         raise CLIError(f"--resume {out}: not a tinycnn train run (no run.json and {CHECKPOINT})")
-    saved = json.loads((out / "run.json").read_text())
+    saved = _read_run(out / "run.json")
     if saved["model"] != args.model:
         raise CLIError(f"--resume {out}: that run trained {saved['model']}, not {args.model}")
     defaults = argparse.ArgumentParser()

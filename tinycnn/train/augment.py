@@ -62,9 +62,9 @@ class RandomTranslation:
         if self.data_format == "channels_last":  # shift the NCHW view, give NHWC back
             x = x.transpose(0, 3, 1, 2)
         n, _, h, w = x.shape
-        if self.fill == "reflect" and s >= min(h, w):
+        if s >= min(h, w):  # a shift as large as the image leaves nothing of it
             raise ValueError(
-                f"RandomTranslation: fill='reflect' needs max_shift ({s}) < the image's height "
+                f"RandomTranslation: max_shift ({s}) must be smaller than the image's height "
                 f"and width ({h}×{w})"
             )
         padded = np.pad(x, ((0, 0), (0, 0), (s, s), (s, s)), mode=FILLS[self.fill])

@@ -371,10 +371,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .. import io, optim
     from .. import random as tc_random
+    from ..cli import CLIError
     from .augment import RandomTranslation
     from .callbacks import CSVLogger, LearningRateScheduler, ReduceLROnPlateau
     from .history import History
 
+    if args.epochs < 1:
+        raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
     resume = args.resume is not None
     out = _resume_run(args) if resume else None
     if args.data is not None:  # run.json keeps where the images are, wherever it is read
@@ -403,8 +406,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         meta = io.load_checkpoint(out / CHECKPOINT, model, model.optimizer)
         before, initial_epoch = History.from_dict(meta["history"]), meta["epoch"]
         if initial_epoch >= args.epochs:
-            from ..cli import CLIError
-
             raise CLIError(f"--resume {out}: the run finished its {args.epochs} epochs already")
         _keep_logged_epochs(out / "log.csv", initial_epoch)
     else:  # the run directory appears once the data and the model are ready

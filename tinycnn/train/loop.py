@@ -233,7 +233,12 @@ def fit(
         )
     if augment is not None and not callable(augment):
         raise TypeError(f"fit: augment must be callable(x_batch, rng), got {augment!r}")
-    if not isinstance(epochs, int) or not isinstance(initial_epoch, int) or initial_epoch < 0:
+    if (
+        not isinstance(epochs, int)
+        or not isinstance(initial_epoch, int)
+        or epochs < 0
+        or initial_epoch < 0
+    ):
         raise ValueError(
             f"fit: epochs and initial_epoch must be ints >= 0, got {epochs!r}, {initial_epoch!r}"
         )

@@ -116,6 +116,15 @@ def test_cli_predict(tmp_path, digits, capsys):
     with pytest.raises(SystemExit):
         cli.main(["predict", "lenet5", str(tmp_path / "none.png")])
     assert "none.png: no such file" in capsys.readouterr().err
+    # a folder stands for the images in it, in name order
+    assert cli.main(["predict", "lenet5", "--weights", str(weights), str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [ln.split(": ")[0].strip() for ln in lines] == digits
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "lenet5", str(empty)])
+    assert f"{empty}: no images in it" in capsys.readouterr().err
 
 
 def test_cli_maps_of_an_own_image(tmp_path, digits, capsys):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["IMAGE_SUFFIXES", "TEST_EVERY", "folder_classes", "load_image_folder"]
+__all__ = ["IMAGE_SUFFIXES", "TEST_EVERY", "folder_classes", "image_files", "load_image_folder"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".npy")
 TEST_EVERY = 5  # without train/ and test/, image i of a class is a test image when i % 5 == 4
@@ -54,7 +54,8 @@ def folder_classes(root: str | os.PathLike) -> list[str]:
     return names
 
 
-def _files(directory: Path) -> list[Path]:
+def image_files(directory: Path) -> list[Path]:
+    """The image files anywhere inside ``directory``, in name order (hidden files skipped)."""
     return sorted(
         p
         for p in directory.rglob("*")
@@ -83,7 +84,7 @@ def load_image_folder(
     base = _class_root(root, split)
     per_class = []
     for k, name in enumerate(names):
-        files = _files(base / name)
+        files = image_files(base / name)
         if base == root:  # one folder per class: every TEST_EVERY-th file is a test image
             files = [
                 f

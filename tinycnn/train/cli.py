@@ -676,9 +676,34 @@ def configure_predict(parser: argparse.ArgumentParser) -> None:
     from ..cli import _model_args
 
     _model_args(parser)
-    parser.add_argument("images", nargs="+", metavar="FILE", help="image files (.png .jpg .npy)")
+    parser.add_argument(
+        "images",
+        nargs="+",
+        metavar="FILE",
+        help="image files (.png .jpg .npy), or folders: every image inside them",
+    )
     _weights_arg(parser)
     parser.add_argument("--top", type=int, default=3, metavar="K", help="classes to list (3)")
+
+
+def _image_files(paths: list[str]) -> list[str]:
+    """The files to classify: each path, a folder standing for the images inside it (in name
+    order, sub-folders included)."""
+    from ..cli import CLIError
+    from ..datasets.folder import IMAGE_SUFFIXES, image_files
+
+    files: list[str] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = image_files(path)
+            if not found:
+                raise CLIError(
+                    f"{path}: no images in it (files ending {', '.join(IMAGE_SUFFIXES)})"
+                )
+            files += [str(f) for f in found]
+        else:
+            files.append(str(path))
+    return files
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -695,7 +720,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model, input_shape = _model(args)
     source = _weights(args, model)
     prepare = "resize" if run.get("data") else "mnist"
-    batch = _to_model(args, np.stack([load_image(f, input_shape, prepare) for f in args.images]))
+    files = _image_files(args.images)
+    batch = _to_model(args, np.stack([load_image(f, input_shape, prepare) for f in files]))
     names = run.get("classes") or [str(k) for k in range(model.output_shape[-1])]
     out = np.asarray(model.predict(batch, verbose=0), dtype=np.float64)
     if out.ndim != 2:
@@ -708,7 +734,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         out = F.softmax(Tensor(out), dim=1).numpy()
     how = "" if probabilities else " (softmax of the model's logits)"
     print(f"{model.name} ({source}){how}:")
-    for name, p in zip(args.images, out):
+    for name, p in zip(files, out):
         order = np.argsort(-p, kind="stable")[: args.top]
         rest = ", ".join(f"{names[k]} ({100 * p[k]:.2f} %)" for k in order[1:])
         best = f"{names[order[0]]} ({100 * p[order[0]]:.2f} %)"

@@ -453,10 +453,10 @@ def test_confusion_matrix_counts_and_report():
     report = metrics.confusion_report(np.array([[5, 1, 0], [0, 0, 0], [2, 3, 1]]), ["a", "b", "c"])
     assert report.splitlines() == [
         "rows: true class, columns: predicted; acc = correct / images of the class",
-        "     0    1    2 |   acc",
-        "a    5    1    0 |  83.3 %",
-        "b    0    0    0 |     –",
-        "c    2    3    1 |  16.7 %",
+        "       0    1    2 |   acc",
+        "a 0    5    1    0 |  83.3 %",
+        "b 1    0    0    0 |     –",
+        "c 2    2    3    1 |  16.7 %",
         "most frequent mistakes (true → predicted): c → b (3), c → a (2), a → b (1)",
     ]
 

@@ -178,11 +178,14 @@ def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarr
 
 def confusion_report(matrix: np.ndarray, names=None, worst: int = 3) -> str:
     """The matrix as a table (rows: true class, columns: predicted) with each class's
-    accuracy (recall: the diagonal over its row), then the ``worst`` most frequent mistakes."""
+    accuracy (recall: the diagonal over its row), then the ``worst`` most frequent mistakes.
+    Rows are labelled with the class ``names`` and their index (the columns' numbers)."""
     k = matrix.shape[0]
     names = [str(i) for i in range(k)] if names is None else [str(n) for n in names]
+    # a named row also shows its index: the columns are numbered
+    labels = [n if n == str(i) else f"{n} {i}" for i, n in enumerate(names)]
     w = max(5, len(f"{int(matrix.max(initial=0)):,}") + 1)
-    lw = max(len(n) for n in names)
+    lw = max(len(n) for n in labels)
     lines = ["rows: true class, columns: predicted; acc = correct / images of the class"]
     lines.append(" " * lw + "".join(f"{i:>{w}}" for i in range(k)) + " |   acc")
     for i in range(k):
@@ -190,7 +193,7 @@ def confusion_report(matrix: np.ndarray, names=None, worst: int = 3) -> str:
         total = int(row.sum())
         acc = f"{100 * row[i] / total:5.1f} %" if total else "    –"
         cells = "".join(f"{int(v):>{w},}" for v in row)
-        lines.append(f"{names[i]:>{lw}}{cells} | {acc}")
+        lines.append(f"{labels[i]:>{lw}}{cells} | {acc}")
     off = [(int(matrix[i, j]), i, j) for i in range(k) for j in range(k) if i != j and matrix[i, j]]
     off.sort(key=lambda c: (-c[0], c[1], c[2]))
     if off:

@@ -12,6 +12,8 @@ Cases:
   N16 728 3x3 p1 19^2 of ``benchmarks/ops.py`` (forward, forward + backward);
 * one LeNet-5 MNIST epoch (batch 100, Adam) by tinycnn on the GPU, tinycnn on the CPU and
   torch on the GPU;
+* ``profile``: the launches of a LeNet-5 training step, per kernel (count, host time, then
+  launch + run), from ``tc.cuda.launch_profile`` (GPU only);
 * one ResNet-50 training step (SGD, batch 32, 224x224) by tinycnn and by torch.
 
 torch runs in strict fp32 (``allow_tf32 = False`` for cuDNN and matmul), and its default TF32
@@ -194,6 +196,35 @@ def lenet_case(device: str, smoke: bool) -> list[str]:
     ]
 
 
+def profile_case(device: str, smoke: bool, steps: int = 20) -> list[str]:
+    """Where a LeNet-5 training step (batch 100, Adam) spends its launches: per kernel, the
+    launches per step and their host time, then launch + run with a wait after each."""
+    if device != "cuda":
+        return ["profile: launches are counted on the GPU only (tc.cuda.launch_profile)"]
+    from benchmarks.train_lenet import _mnist
+    from zoo import lenet5
+
+    x, y, _, _ = _mnist(0.0)
+    steps = 2 if smoke else steps
+    x, y = x[: 100 * steps], y[: 100 * steps]
+    tc.manual_seed(0)
+    model = lenet5().to(device)
+    model.compile(optimizer=tc.optim.Adam(1e-3), loss="categorical_crossentropy")
+    model.fit(x[:200], y[:200], batch_size=100, verbose=0)  # compile/load the kernels
+    lines = []
+    for sync in (False, True):
+        _sync(device)
+        t0 = time.perf_counter()
+        with tc.cuda.launch_profile(sync=sync) as profile:
+            model.fit(x, y, batch_size=100, verbose=0, seed=0)
+        _sync(device)
+        ms = 1e3 * (time.perf_counter() - t0) / steps
+        what = "launch + run (a wait after each)" if sync else "host time of each launch"
+        lines.append(f"LeNet-5 training step, {what}: {ms:.2f} ms per step")
+        lines.append(tc.cuda.profile_report(profile, steps))
+    return lines
+
+
 def resnet_case(device: str, repeat: int, smoke: bool, batch: int = 32) -> list[str]:
     import torch
 
@@ -237,7 +268,7 @@ def resnet_case(device: str, repeat: int, smoke: bool, batch: int = 32) -> list[
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default="overhead,c,d,f,lenet,resnet50")
+    parser.add_argument("--cases", default="overhead,c,d,f,lenet,profile,resnet50")
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script")
@@ -282,6 +313,8 @@ def main(argv=None) -> int:
             lines = overhead_case(args.device, args.repeat)
         elif key == "lenet":
             lines = lenet_case(args.device, args.smoke)
+        elif key == "profile":
+            lines = profile_case(args.device, args.smoke)
         elif key == "resnet50":
             lines = resnet_case(
                 args.device, max(3, args.repeat // 2), args.smoke, args.resnet_batch

@@ -9,9 +9,11 @@ from tests.helpers import needs_torch
 def test_gpu_benchmark_runs_on_the_cpu_at_smoke_sizes(capsys):
     from benchmarks import gpu
 
-    assert gpu.main(["--device", "cpu", "--smoke", "--repeat", "1", "--cases", "c,f,lenet"]) == 0
+    argv = ["--device", "cpu", "--smoke", "--repeat", "1", "--cases", "c,f,lenet,profile"]
+    assert gpu.main(argv) == 0
     out = capsys.readouterr().out
     assert "conv (c)" in out and "conv (f)" in out and "LeNet-5 epoch (300 images)" in out
+    assert "profile: launches are counted on the GPU only" in out
 
 
 @needs_torch

@@ -7,6 +7,7 @@ Before its first CUDA call tinycnn installs a caching allocator (``tinycnn/ops/c
 
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 
 
@@ -43,6 +44,50 @@ def require() -> None:
     reason = _probe()
     if reason is not None:
         raise RuntimeError(f"device 'cuda' is not available: {reason}. Use device='cpu'.")
+
+
+@contextlib.contextmanager
+def launch_profile(sync: bool = False):
+    """Count and time every tinycnn kernel launched inside the ``with`` block::
+
+        with tc.cuda.launch_profile() as profile:
+            model.fit(x, y, epochs=1)
+        # profile: {kernel name: [launches, seconds]}
+
+    Without ``sync`` the seconds are the host's part of each launch (what bounds small
+    batches); with ``sync=True`` every launch waits for its kernel, so they are launch + run
+    (slower overall, but per kernel).  Copies to and from the device are not launches."""
+    require()
+    from .ops.cuda import _cuda
+
+    if _cuda.PROFILE is not None:
+        raise RuntimeError("launch_profile: already profiling (the blocks do not nest)")
+    profile: dict[str, list] = {}
+    _cuda.PROFILE, _cuda.PROFILE_SYNC = profile, bool(sync)
+    try:
+        yield profile
+    finally:
+        _cuda.PROFILE, _cuda.PROFILE_SYNC = None, False
+
+
+def profile_report(profile: dict, steps: int = 1) -> str:
+    """:func:`launch_profile`'s counts as a table, per step, the costliest kernels first."""
+    rows = sorted(profile.items(), key=lambda kv: -kv[1][1])
+    total_n = sum(n for n, _ in profile.values())
+    total_s = sum(t for _, t in profile.values())
+    short = {name: ".".join(name.split(".")[-2:]) for name in profile}  # module.kernel
+    width = max([len("kernel")] + [len(v) for v in short.values()])
+    lines = [f"{'kernel':<{width}}  launches/step  us/launch  us/step"]
+    for name, (n, t) in rows:
+        short = name.rsplit(".", 1)[-1]
+        lines.append(
+            f"{short:<{width}}  {n / steps:13.1f}  {1e6 * t / n:9.1f}  {1e6 * t / steps:7.0f}"
+        )
+    lines.append(
+        f"{'total':<{width}}  {total_n / steps:13.1f}  {1e6 * total_s / max(total_n, 1):9.1f}  "
+        f"{1e6 * total_s / steps:7.0f}"
+    )
+    return "\n".join(lines)
 
 
 def synchronize() -> None:

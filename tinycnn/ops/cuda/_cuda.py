@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -53,6 +54,10 @@ MAX_LAUNCHERS = 256  # distinct launch shapes kept per kernel (a model uses a fe
 REGISTRY: dict[str, tuple] = {}
 # under the simulator: the argument types each kernel was launched with
 LAUNCHED: dict[str, set] = {}
+# while tinycnn.cuda.launch_profile() is on: {kernel name: [launches, seconds]}, and whether
+# each launch waits for the kernel (its seconds are then launch + run, else the host's part)
+PROFILE: dict[str, list] | None = None
+PROFILE_SYNC = False
 
 
 def each(template: str, **choices) -> list[str]:
@@ -80,6 +85,24 @@ class Kernel:
         REGISTRY[self.name] = (fn, self.signatures)
 
     def __getitem__(self, launch):
+        if PROFILE is not None:
+            return self._timed(self._launcher(launch))
+        return self._launcher(launch)
+
+    def _timed(self, launcher):
+        entry = PROFILE.setdefault(self.name, [0, 0.0])
+
+        def timed(*args):
+            t0 = time.perf_counter()
+            launcher(*args)
+            if PROFILE_SYNC:
+                cuda.synchronize()
+            entry[0] += 1
+            entry[1] += time.perf_counter() - t0
+
+        return timed
+
+    def _launcher(self, launch):
         if not SIMULATOR:
             # numba builds a launch configuration object on every ``dispatcher[grid, block]``
             # (microseconds of Python per launch, and a low-occupancy warning for each small

@@ -132,3 +132,15 @@ def test_cli_maps_of_an_own_image(tmp_path, digits, capsys):
     assert cli.main(["maps", "lenet5", "--image", digits[0], "-o", str(out)]) == 0
     assert f"lenet5 (untrained initial weights), {digits[0]}: predicted " in capsys.readouterr().out
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_16_bit_and_float_images_keep_their_values(tmp_path):
+    """Pillow's RGB conversion clips them at 255: a 16-bit PNG would read as white."""
+    ramp = np.linspace(0, 1, 32 * 32).reshape(32, 32)
+    Image.fromarray((ramp * 65535).round().astype(np.uint16)).save(tmp_path / "g16.png")
+    Image.fromarray(ramp.astype(np.float32), mode="F").save(tmp_path / "f.tiff")
+    for name in ("g16.png", "f.tiff"):
+        got = load_image(tmp_path / name, (1, 32, 32), prepare="resize")[0]
+        np.testing.assert_allclose(got, ramp, atol=2e-3, err_msg=name)
+    rgb = load_image(tmp_path / "g16.png", (3, 32, 32))
+    assert rgb.shape == (3, 32, 32) and abs(rgb.mean() - 0.5) < 0.01

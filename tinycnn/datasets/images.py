@@ -56,12 +56,29 @@ def _read(path: Path) -> np.ndarray:
     Image = _pil()
     try:
         with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit, 32-bit, float grey
+                return _wide_gray(np.asarray(im), im.mode)
             im = im.convert("RGBA")
             rgba = np.asarray(im, dtype=np.float32) / 255.0
     except OSError as e:  # PIL.UnidentifiedImageError is an OSError
         raise ValueError(f"{path}: not an image file Pillow can read ({e})") from None
     rgb, alpha = rgba[..., :3], rgba[..., 3:]
     return rgb * alpha + (1.0 - alpha)  # transparent pixels are white paper
+
+
+def _wide_gray(a: np.ndarray, mode: str) -> np.ndarray:
+    """A grey image of more than 8 bits in [0, 1]: Pillow's RGB conversion would clip it to
+    255 (a 16-bit PNG would turn white).  16-bit values are over 65535; 32-bit integers over
+    65535 too when they fit (16-bit data read as "I"), else over their maximum; floats are kept
+    when already in [0, 1], else taken as 8-bit values."""
+    a = a.astype(np.float64)
+    if mode == "F":
+        top = 1.0 if a.size == 0 or a.max() <= 1.0 else 255.0
+    elif mode.startswith("I;16") or (a.size and a.max() <= 65535):
+        top = 65535.0
+    else:
+        top = float(a.max())
+    return np.clip(a / top, 0.0, 1.0).astype(np.float32)
 
 
 def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -144,3 +144,14 @@ def test_16_bit_and_float_images_keep_their_values(tmp_path):
         np.testing.assert_allclose(got, ramp, atol=2e-3, err_msg=name)
     rgb = load_image(tmp_path / "g16.png", (3, 32, 32))
     assert rgb.shape == (3, 32, 32) and abs(rgb.mean() - 0.5) < 0.01
+
+
+def test_a_photo_is_read_upright_by_its_exif_orientation(tmp_path):
+    a = np.zeros((20, 30), np.uint8)
+    a[:, :5] = 255  # a bright band on the left of the stored pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to show": the band is at the top when shown
+    Image.fromarray(a).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    got = load_image(tmp_path / "phone.jpg", (1, 30, 20), prepare="resize")[0]
+    assert got.shape == (30, 20)
+    assert got[:4].mean() > 0.8 and got[8:].mean() < 0.1, got.mean(axis=1)

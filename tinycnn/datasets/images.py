@@ -56,6 +56,9 @@ def _read(path: Path) -> np.ndarray:
     Image = _pil()
     try:
         with Image.open(path) as im:
+            from PIL import ImageOps
+
+            im = ImageOps.exif_transpose(im)  # a phone photo: upright, as it is shown
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit, 32-bit, float grey
                 return _wide_gray(np.asarray(im), im.mode)
             im = im.convert("RGBA")

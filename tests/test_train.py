@@ -481,3 +481,107 @@ def test_history_round_trips_and_extends():
     back.extend(later)
     assert back.epoch == [0, 1, 2] and back.history["loss"] == [1.0, 0.5, 0.25]
     assert back.history["val_loss"][1:] == [0.7, 0.6] and back.params == later.params
+
+
+def _weighted_setup(loss, outputs, activation):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((12, 4)).astype(np.float32)
+    tc.manual_seed(1)
+    model = tc.Sequential([tc.Input((4,)), tc.layers.Dense(outputs, activation=activation)])
+    model.compile(optimizer=optim.SGD(None, lr=0.0), loss=loss)  # lr 0: the weights stay
+    return model, x, rng
+
+
+@pytest.mark.parametrize("kind", ["categorical", "sparse", "binary"])
+def test_class_weight_scales_each_samples_loss_as_keras(kind):
+    """The reported training loss is sum(w_i * loss_i) / N (Keras' reduction), with w_i the
+    weight of sample i's class; a class not named weighs 1."""
+    if kind == "binary":
+        model, x, rng = _weighted_setup("binary_crossentropy", 1, "sigmoid")
+        labels = rng.integers(0, 2, 12)
+        y = labels[:, None].astype(np.float32)
+        p = model.predict(x)[:, 0].astype(np.float64)
+        per = -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+        cw = {1: 3.0}
+    else:
+        loss = (
+            "categorical_crossentropy"
+            if kind == "categorical"
+            else "sparse_categorical_crossentropy"
+        )
+        model, x, rng = _weighted_setup(loss, 3, "softmax")
+        labels = rng.integers(0, 3, 12)
+        y = np.eye(3, dtype=np.float32)[labels] if kind == "categorical" else labels
+        p = model.predict(x).astype(np.float64)
+        per = -np.log(p[np.arange(12), labels])
+        cw = {0: 0.5, 2: 4.0}
+    w = np.array([cw.get(int(c), 1.0) for c in labels])
+    h = model.fit(x, y, batch_size=12, epochs=1, verbose=0, shuffle=False, class_weight=cw)
+    assert h.history["loss"][0] == pytest.approx((w * per).sum() / 12, rel=1e-5)
+    plain = model.fit(x, y, batch_size=12, epochs=1, verbose=0, shuffle=False)
+    assert plain.history["loss"][0] == pytest.approx(per.mean(), rel=1e-5)
+
+
+def test_class_weight_gradient_matches_torch():
+    torch = pytest.importorskip("torch")
+    model, x, rng = _weighted_setup("sparse_categorical_crossentropy", 3, None)
+    model.compile(
+        optimizer=optim.SGD(None, lr=1.0),
+        loss=tc.train.losses.get(tc.train.losses.SparseCategoricalCrossentropy(from_logits=True)),
+    )
+    labels = rng.integers(0, 3, 12)
+    kernel = model.layers[-1].kernel.numpy().copy()
+    bias = model.layers[-1].bias.numpy().copy()
+    model.fit(x, labels, batch_size=12, epochs=1, verbose=0, shuffle=False,
+              class_weight={1: 2.5})  # fmt: skip
+    k = torch.tensor(kernel, requires_grad=True)
+    b = torch.tensor(bias, requires_grad=True)
+    per = torch.nn.functional.cross_entropy(
+        torch.tensor(x) @ k.T + b, torch.tensor(labels), reduction="none"
+    )
+    w = torch.tensor([2.5 if c == 1 else 1.0 for c in labels])
+    (per * w).mean().backward()
+    np.testing.assert_allclose(
+        model.layers[-1].kernel.numpy(), kernel - k.grad.numpy(), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_balanced_class_weight_lifts_the_rare_class():
+    from tinycnn.train.loop import sample_weights
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(1000) < 0.1).astype(np.int64)
+    x = (rng.standard_normal((1000, 2)) + y[:, None]).astype(np.float32)
+    loss = tc.train.losses.get("sparse_categorical_crossentropy")
+    w = sample_weights(loss, y, "balanced", np.float32)
+    counts = np.bincount(y)
+    np.testing.assert_allclose(w, (1000 / (2 * counts))[y], rtol=1e-6)  # n / (classes * count)
+
+    def rare_recall(cw):
+        tc.manual_seed(0)
+        model = tc.Sequential([tc.Input((2,)), tc.layers.Dense(2, activation="softmax")])
+        model.compile(optimizer=optim.Adam(0.05), loss="sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=10, batch_size=50, verbose=0, seed=0, class_weight=cw)
+        return (model.predict(x).argmax(1)[y == 1] == 1).mean()
+
+    assert rare_recall(None) < 0.3 < 0.7 < rare_recall("balanced")
+
+
+def test_class_weight_errors():
+    model, x, rng = _weighted_setup("sparse_categorical_crossentropy", 3, "softmax")
+    y = rng.integers(0, 3, 12)
+    for cw, error, message in [
+        ({3: 1.0}, ValueError, r"names class 3, but the targets have 3 classes \(0..2\)"),
+        ({0: -1.0}, ValueError, r"class_weight\[0\] must be a finite number >= 0"),
+        ({"cat": 1.0}, TypeError, "keys are class indices"),
+        ("even", ValueError, "a dict {class: weight} or 'balanced'"),
+        ([1.0, 2.0], TypeError, "a dict {class: weight} or 'balanced', got list"),
+    ]:
+        with pytest.raises(error, match=message):
+            model.fit(x, y, verbose=0, class_weight=cw)
+    mse, _, _ = _weighted_setup("mse", 3, None)
+    with pytest.raises(TypeError, match="class_weight needs a classification loss"):
+        mse.fit(x, np.zeros((12, 3), np.float32), verbose=0, class_weight={0: 2.0})
+    binary, _, _ = _weighted_setup("binary_crossentropy", 2, "sigmoid")
+    with pytest.raises(TypeError, match="needs one output"):
+        binary.fit(x, np.zeros((12, 2), np.float32), verbose=0, class_weight={0: 2.0})

@@ -129,3 +129,20 @@ def test_frozen_and_weightless_models_run_where_they_were_moved():
     assert out.device == "cuda"
     want = x.reshape(8, 1, 4, 2, 4, 2).mean((3, 5)).reshape(8, -1)
     np.testing.assert_allclose(pooled.predict(x), want, rtol=1e-5, atol=1e-7)
+
+
+def test_class_weight_trains_the_same_on_both_devices():
+    x = RNG.standard_normal((8, 1, 8, 8)).astype(np.float32)
+    y = np.array([0, 0, 0, 0, 0, 1, 1, 2])
+    state = small_cnn().state_dict()
+    runs = {}
+    for device in ("cpu", "cuda"):
+        model = small_cnn()
+        model.load_state_dict(state)
+        model.to(device)
+        model.compile(optimizer=tc.optim.SGD(None, lr=0.1), loss="sparse_categorical_crossentropy")
+        h = model.fit(x, y, epochs=1, batch_size=4, seed=0, verbose=0, class_weight="balanced")
+        runs[device] = (h.history["loss"], model.state_dict())
+    np.testing.assert_allclose(runs["cuda"][0], runs["cpu"][0], rtol=1e-5)
+    for key in runs["cpu"][1]:
+        np.testing.assert_allclose(runs["cuda"][1][key], runs["cpu"][1][key], rtol=1e-4, atol=1e-6)

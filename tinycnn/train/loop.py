@@ -159,6 +159,46 @@ def _regularized(model, loss: Tensor) -> Tensor:
     return loss
 
 
+def sample_weights(loss, y: np.ndarray, class_weight, dtype) -> np.ndarray:
+    """Each training sample's weight from ``fit``'s ``class_weight`` (see :func:`fit`)."""
+    classes = loss.classes_of(y)
+    n_cls = int(y.shape[-1]) if y.ndim == 2 and y.shape[-1] > 1 else int(classes.max()) + 1
+    if loss.name == "binary_crossentropy":
+        n_cls = 2
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(
+                f"fit: class_weight must be a dict {{class: weight}} or 'balanced', got "
+                f"{class_weight!r}"
+            )
+        counts = np.bincount(classes, minlength=n_cls)
+        table = {c: len(classes) / (n_cls * counts[c]) for c in range(n_cls) if counts[c]}
+    elif isinstance(class_weight, dict):
+        table = {}
+        for key, value in class_weight.items():
+            if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+                raise TypeError(f"fit: class_weight keys are class indices, got {key!r}")
+            if not 0 <= key < n_cls:
+                raise ValueError(
+                    f"fit: class_weight names class {key}, but the targets have {n_cls} "
+                    f"classes (0..{n_cls - 1})"
+                )
+            if not isinstance(value, (int, float, np.floating, np.integer)) or not (
+                math.isfinite(value) and value >= 0
+            ):
+                raise ValueError(
+                    f"fit: class_weight[{key}] must be a finite number >= 0, got {value!r}"
+                )
+            table[int(key)] = float(value)
+    else:
+        raise TypeError(
+            f"fit: class_weight must be a dict {{class: weight}} or 'balanced', got "
+            f"{type(class_weight).__name__}"
+        )
+    lookup = np.array([table.get(c, 1.0) for c in range(n_cls)])
+    return lookup[classes].astype(dtype)
+
+
 def _device(model) -> str:
     """Where the inputs go: ``model.device`` (a ``tinycnn.Model``: its weights' device, frozen
     ones included), else that of its first parameter."""
@@ -207,6 +247,7 @@ def fit(
     initial_epoch: int = 0,
     seed: int | None = None,
     augment=None,
+    class_weight=None,
 ) -> History:
     """Train ``model`` on ``x``, ``y`` (NumPy arrays or Tensors) for epochs ``initial_epoch ..
     epochs - 1``; returns a :class:`History`.
@@ -219,6 +260,11 @@ def fit(
 
     ``augment`` (a tinycnn extension) is a callable ``(x_batch, rng) -> x_batch`` applied to
     each training batch, e.g. :class:`tinycnn.train.augment.RandomTranslation`.
+
+    ``class_weight`` (Keras'): ``{class index: weight}`` (classes not named weigh 1), or
+    ``"balanced"`` (``n / (classes · count)``, scikit-learn's rule).  Each training sample's
+    loss is scaled by its class's weight and the batch's sum divided by the batch size, as
+    Keras does; validation loss and metrics stay unweighted.
 
     Data is checked before the first step: NaN/Inf, x/y length mismatch, a per-sample shape the
     model does not take, labels out of range for the model's outputs.
@@ -257,6 +303,9 @@ def fit(
         val_x = val_y = None
     output_shape = _output_shape(model, x)
     y = check_targets("fit", cfg.loss, x, y, output_shape, spec.dtype)
+    weights = (
+        None if class_weight is None else sample_weights(cfg.loss, y, class_weight, spec.dtype)
+    )
     if val_x is not None:
         val_y = check_targets("fit: validation", cfg.loss, val_x, val_y, output_shape, spec.dtype)
     train_metrics = _resolve_metrics(cfg, y, output_shape[-1])
@@ -304,10 +353,16 @@ def fit(
                 cbs.on_train_batch_begin(step, {})
                 xb_np = x[idx] if augment is None else augment(x[idx], gen)
                 xb, yb = Tensor(xb_np, device=device), Tensor(y[idx], device=device)
+                wb = None if weights is None else Tensor(weights[idx], device=device)
                 optimizer.zero_grad()
                 with _without_output_activation(fused):
                     out = model(xb, training=True)
-                loss = _regularized(model, cfg.loss(out, yb, logits))
+                raw = (
+                    cfg.loss(out, yb, logits)
+                    if wb is None
+                    else cfg.loss.weighted(out, yb, logits, wb)
+                )
+                loss = _regularized(model, raw)
                 loss.backward()
                 optimizer.step()
                 if constrain is not None:

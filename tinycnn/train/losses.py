@@ -71,6 +71,22 @@ class Loss:
     def __call__(self, output: Tensor, target: Tensor, logits: bool) -> Tensor:
         raise NotImplementedError  # pragma: no cover
 
+    def per_sample(self, output: Tensor, target: Tensor, logits: bool) -> Tensor:
+        """The loss of each sample, ``(N,)`` (what :meth:`weighted` weighs)."""
+        raise TypeError(f"{self.name}: class weights are for classification losses")
+
+    def classes_of(self, y: np.ndarray) -> np.ndarray:
+        """Each prepared target's class index (for ``fit(class_weight=...)``)."""
+        raise TypeError(
+            f"fit: class_weight needs a classification loss (categorical, sparse categorical "
+            f"or binary cross-entropy), not {self.name}"
+        )
+
+    def weighted(self, output: Tensor, target: Tensor, logits: bool, weights: Tensor) -> Tensor:
+        """Keras' weighted loss: ``sum(weights * per-sample loss) / N`` (the batch size, not
+        the sum of the weights)."""
+        return (self.per_sample(output, target, logits) * weights).mean()
+
 
 def _check_probabilities(name: str, y: np.ndarray) -> None:
     bad = ~((y >= 0) & (y <= 1))
@@ -105,8 +121,16 @@ class CategoricalCrossentropy(Loss):
     def __call__(self, output, target, logits):
         if logits:
             return F.cross_entropy(output, target)
+        return self.per_sample(output, target, logits).mean()
+
+    def per_sample(self, output, target, logits):
+        if logits:
+            return F.cross_entropy(output, target, reduction="none")
         p = output / output.sum(dim=-1, keepdim=True)  # Keras normalises the rows first
-        return -(target * clip_log(p)).sum(dim=-1).mean()
+        return -(target * clip_log(p)).sum(dim=-1)
+
+    def classes_of(self, y):
+        return np.asarray(y).argmax(axis=-1)
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -146,6 +170,15 @@ class SparseCategoricalCrossentropy(Loss):
         p = output / output.sum(dim=-1, keepdim=True)
         return F.nll_loss(clip_log(p), target)
 
+    def per_sample(self, output, target, logits):
+        if logits:
+            return F.cross_entropy(output, target, reduction="none")
+        p = output / output.sum(dim=-1, keepdim=True)
+        return F.nll_loss(clip_log(p), target, reduction="none")
+
+    def classes_of(self, y):
+        return np.asarray(y)
+
 
 class BinaryCrossentropy(Loss):
     """Targets in ``[0, 1]`` of the output's shape (``(N,)`` for an ``(N, 1)`` output too)."""
@@ -167,11 +200,26 @@ class BinaryCrossentropy(Loss):
         return y
 
     def __call__(self, output, target, logits):
+        return self._elementwise(output, target, logits).mean()
+
+    def _elementwise(self, output, target, logits):
         if logits:
             # log(1 + exp(z)) - y*z, written with |z| so exp never overflows
             pos, neg = F.relu(output), F.relu(-output)
-            return (pos - output * target + (1.0 + (-(pos + neg)).exp()).log()).mean()
-        return -(target * clip_log(output) + (1.0 - target) * clip_log(1.0 - output)).mean()
+            return pos - output * target + (1.0 + (-(pos + neg)).exp()).log()
+        return -(target * clip_log(output) + (1.0 - target) * clip_log(1.0 - output))
+
+    def per_sample(self, output, target, logits):
+        return self._elementwise(output, target, logits).mean(dim=tuple(range(1, output.ndim)))
+
+    def classes_of(self, y):
+        y = np.asarray(y)
+        if y.ndim != 2 or y.shape[1] != 1:
+            raise TypeError(
+                f"fit: class_weight with {self.name} needs one output (a 0/1 target per "
+                f"sample), got targets of shape {y.shape[1:]}"
+            )
+        return np.round(y[:, 0]).astype(np.int64)
 
 
 class MeanSquaredError(Loss):

@@ -118,3 +118,15 @@ def test_train_evaluate_predict_and_maps_on_a_folder(tmp_path, monkeypatch, caps
     assert "mnist_mlp has 10 outputs but " in err
     assert "shapes has 3 classes (dots, horizontal, vertical)" in err
     assert "give --num-classes 3" in err
+
+
+def test_uneven_classes_train_with_balanced_weights(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    make_folder(tmp_path / "uneven", {"horizontal": 20, "vertical": 5, "dots": 10})
+    argv = ["train", "lenet5", "--data", "uneven", "--epochs", "2", "--batch-size", "8",
+            "--quiet", "--class-weight", "balanced"]  # fmt: skip
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "seed 0, balanced class weights" in out
+    run = json.loads((tmp_path / "runs" / "lenet5" / "run.json").read_text())
+    assert run["class_weight"] == "balanced"

@@ -87,6 +87,12 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
         metavar="PX",
         help="shift each training image by up to PX pixels (default 2; 0: off)",
     )
+    parser.add_argument(
+        "--class-weight",
+        choices=("none", "balanced"),
+        default="none",
+        help="balanced: weigh each class's loss by n / (classes * its count), for uneven classes",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--val-split",
@@ -273,7 +279,7 @@ def cosine_schedule(lr0: float, epochs: int):
 
 # The settings of a run, saved in its run.json: ``--resume`` continues with these.
 RUN_SETTINGS = ("input_shape", "num_classes", "dataset", "data", "batch_size", "limit",
-                "epochs", "lr", "optimizer", "schedule", "augment", "seed",
+                "epochs", "lr", "optimizer", "schedule", "augment", "class_weight", "seed",
                 "val_split")  # fmt: skip
 CHECKPOINT = "checkpoint.npz"
 
@@ -424,7 +430,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(
         f"\n{doing}training {model.name} on {data_name}: {len(x)} images (last {args.val_split:g} "
         f"held out), {args.epochs} epochs, batch {args.batch_size}, {args.optimizer} "
-        f"lr={args.lr:g} ({args.schedule}), shifts of up to {args.augment} px, seed {args.seed}",
+        f"lr={args.lr:g} ({args.schedule}), shifts of up to {args.augment} px, seed {args.seed}"
+        + (", balanced class weights" if args.class_weight == "balanced" else ""),
         flush=True,
     )
     fill = "reflect" if dataset == "folder" else "zeros"  # photos have no black background
@@ -443,6 +450,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             augment=augment,
             initial_epoch=initial_epoch,
+            class_weight=None if args.class_weight == "none" else args.class_weight,
         )
     except KeyboardInterrupt:
         done = initial_epoch + len(model.history.epoch)

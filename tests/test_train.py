@@ -585,3 +585,28 @@ def test_class_weight_errors():
     binary, _, _ = _weighted_setup("binary_crossentropy", 2, "sigmoid")
     with pytest.raises(TypeError, match="needs one output"):
         binary.fit(x, np.zeros((12, 2), np.float32), verbose=0, class_weight={0: 2.0})
+
+
+def test_sample_weight_weighs_samples_and_multiplies_class_weight():
+    model, x, rng = _weighted_setup("sparse_categorical_crossentropy", 3, "softmax")
+    labels = rng.integers(0, 3, 12)
+    p = model.predict(x).astype(np.float64)
+    per = -np.log(p[np.arange(12), labels])
+    sw = rng.uniform(0, 2, 12)
+    cw = {1: 3.0}
+    both = sw * np.array([cw.get(int(c), 1.0) for c in labels])
+    kw = dict(batch_size=12, epochs=1, verbose=0, shuffle=False)
+    h = model.fit(x, labels, sample_weight=sw, **kw)
+    assert h.history["loss"][0] == pytest.approx((sw * per).sum() / 12, rel=1e-5)
+    h = model.fit(x, labels, sample_weight=sw, class_weight=cw, **kw)
+    assert h.history["loss"][0] == pytest.approx((both * per).sum() / 12, rel=1e-5)
+    # with validation_split the held-out last samples' weights are dropped
+    h = model.fit(x, labels, sample_weight=sw, validation_split=0.25, **kw)
+    assert h.history["loss"][0] == pytest.approx((sw[:9] * per[:9]).sum() / 9, rel=1e-5)
+    assert h.history["val_loss"][0] == pytest.approx(per[9:].mean(), rel=1e-5)  # unweighted
+    with pytest.raises(
+        ValueError, match=r"one number per sample, shape \(12,\), got float64 of shape \(11,\)"
+    ):
+        model.fit(x, labels, sample_weight=sw[:11], **kw)
+    with pytest.raises(ValueError, match=r"sample_weight\[2\] = -1.0 must be a finite number"):
+        model.fit(x, labels, sample_weight=np.r_[1.0, 1.0, -1.0, np.ones(9)], **kw)

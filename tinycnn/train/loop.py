@@ -159,6 +159,22 @@ def _regularized(model, loss: Tensor) -> Tensor:
     return loss
 
 
+def _check_sample_weight(sample_weight, n: int) -> np.ndarray:
+    w = np.asarray(sample_weight.numpy() if isinstance(sample_weight, Tensor) else sample_weight)
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.shape != (n,) or w.dtype.kind not in "biuf":
+        raise ValueError(
+            f"fit: sample_weight must hold one number per sample, shape ({n},), got "
+            f"{w.dtype} of shape {w.shape}"
+        )
+    bad = ~(np.isfinite(w) & (w >= 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"fit: sample_weight[{i}] = {w[i]} must be a finite number >= 0")
+    return w.astype(np.float64)
+
+
 def sample_weights(loss, y: np.ndarray, class_weight, dtype) -> np.ndarray:
     """Each training sample's weight from ``fit``'s ``class_weight`` (see :func:`fit`)."""
     classes = loss.classes_of(y)
@@ -248,6 +264,7 @@ def fit(
     seed: int | None = None,
     augment=None,
     class_weight=None,
+    sample_weight=None,
 ) -> History:
     """Train ``model`` on ``x``, ``y`` (NumPy arrays or Tensors) for epochs ``initial_epoch ..
     epochs - 1``; returns a :class:`History`.
@@ -264,7 +281,9 @@ def fit(
     ``class_weight`` (Keras'): ``{class index: weight}`` (classes not named weigh 1), or
     ``"balanced"`` (``n / (classes · count)``, scikit-learn's rule).  Each training sample's
     loss is scaled by its class's weight and the batch's sum divided by the batch size, as
-    Keras does; validation loss and metrics stay unweighted.
+    Keras does; validation loss and metrics stay unweighted.  ``sample_weight`` (Keras', an
+    array ``(N,)`` of numbers >= 0, one per sample of ``x``) weighs samples the same way; with
+    both, the two weights multiply.
 
     Data is checked before the first step: NaN/Inf, x/y length mismatch, a per-sample shape the
     model does not take, labels out of range for the model's outputs.
@@ -292,8 +311,12 @@ def fit(
         raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
     spec = input_spec(model)
     x = check_inputs("fit", x, spec)
+    if sample_weight is not None:
+        sample_weight = _check_sample_weight(sample_weight, len(x))
     if validation_data is None and validation_split:
         x, y, val_x, val_y = split_validation(x, y, validation_split)
+        if sample_weight is not None:  # the held-out last samples' weights are not used
+            sample_weight = sample_weight[: len(x)]
     elif validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
@@ -306,6 +329,8 @@ def fit(
     weights = (
         None if class_weight is None else sample_weights(cfg.loss, y, class_weight, spec.dtype)
     )
+    if sample_weight is not None:
+        weights = (sample_weight if weights is None else weights * sample_weight).astype(spec.dtype)
     if val_x is not None:
         val_y = check_targets("fit: validation", cfg.loss, val_x, val_y, output_shape, spec.dtype)
     train_metrics = _resolve_metrics(cfg, y, output_shape[-1])

@@ -95,22 +95,29 @@ def save_state(
     return path
 
 
+def _checked_file(path: str | os.PathLike) -> Path:
+    """``path`` if it exists and starts as an .npz does (np.load would try to unpickle
+    anything else it does not recognise)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":
+        what = "is empty" if not head else f"starts with {head!r}"
+        raise CheckpointError(
+            f"{path}: not a tinycnn checkpoint (the file {what}, not with an .npz's zip header)"
+        )
+    return path
+
+
 def load_state(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarray], dict[str, Any]]:
     """Read a file written by :func:`save_state`: ``(arrays in saved order, meta)``.
 
     Raises :class:`CheckpointError` for a truncated or corrupt file, a file that is not a
     tinycnn checkpoint, or one that holds pickled objects.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head != b"PK\x03\x04":  # np.load would try to unpickle anything it does not recognise
-        what = "is empty" if not head else f"starts with {head!r}"
-        raise CheckpointError(
-            f"{path}: not a tinycnn checkpoint (the file {what}, not with an .npz's zip header)"
-        )
+    path = _checked_file(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             if _META not in npz.files:
@@ -149,6 +156,27 @@ def load_state(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarray], d
 
 
 # --------------------------------------------------------------------------------- weights
+def load_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of a :func:`save_state` file (a checkpoint's epoch and history, say),
+    without reading its arrays; the same checks and errors as :func:`load_state`."""
+    path = _checked_file(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if _META not in npz.files:
+                raise CheckpointError(f"{path}: not a tinycnn checkpoint (no {_META} entry)")
+            meta = json.loads(npz[_META].tobytes().decode())
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(
+            f"{path}: corrupt or truncated checkpoint ({type(e).__name__}: {e})"
+        ) from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a tinycnn checkpoint (format {meta!r:.80})")
+    meta.pop("names", None)
+    return meta
+
+
 def _model_name(model) -> str | None:
     return getattr(model, "name", None)
 

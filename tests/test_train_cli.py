@@ -280,3 +280,29 @@ def test_evaluate_builds_the_model_the_run_trained(tmp_path, monkeypatch, capsys
     with pytest.raises(SystemExit):
         main(["evaluate", "lenet5", "--limit", "100"])
     assert "runs/lenet5/run.json: not a readable run.json (" in capsys.readouterr().err
+
+
+def test_runs_lists_finished_and_stopped_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["runs"]) == 0
+    assert "no runs in runs/ (tinycnn train MODEL makes one)" in capsys.readouterr().out
+    model = "tests.test_train_cli:mlp"
+    argv = ["train", model, "--epochs", "2", "--limit", "200", "--quiet", "--augment", "0"]
+    assert main(argv) == 0 and main(argv) == 0  # runs/mnist_mlp and runs/mnist_mlp-2
+    (tmp_path / "runs" / "mnist_mlp-2" / "weights.npz").unlink()  # as if stopped after 2
+    (tmp_path / "runs" / "mnist_mlp-10").mkdir()  # numbers sort as numbers
+    (tmp_path / "runs" / "mnist_mlp-10" / "run.json").write_text(
+        json.dumps({"model": model, "epochs": 5, "dataset": "mnist"})
+    )
+    capsys.readouterr()
+    assert main(["runs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["run", "model", "epochs", "data", "last", "logged", "state"]
+    rows = [line.split() for line in lines[2:5]]
+    assert [r[0] for r in rows] == ["runs/mnist_mlp", "runs/mnist_mlp-2", "runs/mnist_mlp-10"]
+    assert rows[0][2:4] == ["2/2", "mnist"] and rows[0][4] == "val_accuracy"
+    assert rows[0][-1] == "finished" and rows[1][-1] == "stopped"
+    assert rows[2][2] == "0/5" and lines[4].endswith("no epoch finished")
+    assert lines[5] == f"resume runs/mnist_mlp-2: tinycnn train {model} --resume runs/mnist_mlp-2"
+    assert main(["runs", "lenet5"]) == 0
+    assert "no runs of lenet5 in runs/" in capsys.readouterr().out

@@ -308,6 +308,11 @@ COMMANDS: dict[str, Command] = {
         "tinycnn.train.cli",
         "train",
     ),
+    "runs": _deferred(
+        "list the training runs in runs/: epochs done, data, last metric, finished or stopped",
+        "tinycnn.train.cli",
+        "runs",
+    ),
     "evaluate": _deferred(
         "evaluate MODEL with saved weights on its dataset's test split",
         "tinycnn.train.cli",

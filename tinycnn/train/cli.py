@@ -22,10 +22,12 @@ __all__ = [
     "cmd_evaluate",
     "cmd_maps",
     "cmd_predict",
+    "cmd_runs",
     "cmd_train",
     "configure_evaluate",
     "configure_maps",
     "configure_predict",
+    "configure_runs",
     "configure_train",
     "latest_weights",
     "new_run_dir",
@@ -418,6 +420,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         settings = {"model": args.model, **{key: getattr(args, key) for key in RUN_SETTINGS}}
         settings["classes"] = args.classes
+        if dataset != "folder":
+            settings["dataset"] = dataset  # resolved: what --dataset auto picked
         (out / "run.json").write_text(json.dumps(settings, indent=2) + "\n")
     cbs = [CSVLogger(out / "log.csv", append=resume)]
     if args.schedule == "cosine":
@@ -748,3 +752,78 @@ def cmd_predict(args: argparse.Namespace) -> int:
         best = f"{names[order[0]]} ({100 * p[order[0]]:.2f} %)"
         print(f"  {name}: {best}" + (f"; then {rest}" if rest else ""))
     return 0
+
+
+def configure_runs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", nargs="?", metavar="MODEL", help="only this model's runs")
+    parser.add_argument("--root", default="runs", metavar="DIR", help="default runs/")
+
+
+def _run_row(path: Path) -> tuple[list[str], str | None]:
+    """One line of ``tinycnn runs``, and the resume command of a stopped run."""
+    from .. import io
+
+    settings = _read_run(path / "run.json")
+    total = settings.get("epochs")
+    done, history = 0, {}
+    if (path / CHECKPOINT).is_file():
+        try:
+            meta = io.load_meta(path / CHECKPOINT)
+            done, history = int(meta.get("epoch", 0)), meta.get("history", {}).get("history", {})
+        except (io.CheckpointError, OSError):
+            return [
+                str(path),
+                settings["model"],
+                f"?/{total}",
+                "",
+                "",
+                "checkpoint unreadable",
+            ], None
+    metric = next(
+        (k for k in ("val_accuracy", "accuracy", "val_loss", "loss") if history.get(k)), None
+    )
+    last = f"{metric} {history[metric][-1]:.4f}" if metric else ""
+    data = (
+        Path(settings["data"]).name + "/" if settings.get("data") else settings.get("dataset", "")
+    )
+    if (path / "weights.npz").is_file():
+        state, resume = "finished", None
+    elif done:
+        state = "stopped"
+        resume = f"tinycnn train {settings['model']} --resume {path}"
+    else:
+        state, resume = "no epoch finished", None
+    return [str(path), settings["model"], f"{done}/{total}", data, last, state], resume
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """List the runs under --root: model, epochs done, data, the last logged metric, state."""
+    root = Path(args.root)
+    dirs = sorted(
+        (p for p in root.iterdir() if (p / "run.json").is_file()) if root.is_dir() else [],
+        key=lambda p: (p.name.rsplit("-", 1)[0], _run_number(p.name)),
+    )
+    rows, hints = [], []
+    for path in dirs:
+        row, resume = _run_row(path)
+        if args.model and row[1] != args.model:
+            continue
+        rows.append(row)
+        if resume:
+            hints.append(f"resume {path}: {resume}")
+    if not rows:
+        which = f" of {args.model}" if args.model else ""
+        print(f"no runs{which} in {root}/ (tinycnn train MODEL makes one)")
+        return 0
+    head = ["run", "model", "epochs", "data", "last logged", "state"]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, ["-" * w for w in widths], *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    for hint in hints:
+        print(hint)
+    return 0
+
+
+def _run_number(name: str) -> int:
+    stem, _, number = name.rpartition("-")
+    return int(number) if stem and number.isdigit() else 1

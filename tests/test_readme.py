@@ -32,34 +32,45 @@ def test_first_example_prints_the_losses_the_readme_shows(capsys):
 
 def test_every_name_the_readme_gives_exists():
     """``tc.a.b.C`` as written in code works after a bare ``import tinycnn as tc`` (attribute
-    access, in a fresh interpreter, so no other test's imports help); ``tinycnn.a.b.f`` in the
-    prose is importable (``from tinycnn.a.b import f``)."""
+    access, each name in an interpreter of its own, so that no other import helps);
+    ``tinycnn.a.b.f`` in the prose is importable (``from tinycnn.a.b import f``)."""
     import subprocess
     import sys
 
     text = (ROOT / "README.md").read_text()
     names = sorted(set(re.findall(r"\b(?:tc|tinycnn)(?:\.[A-Za-z_]\w*)+", text)))
     assert len(names) > 20
+    attribute = "import functools, sys, tinycnn; functools.reduce(getattr, sys.argv[1:], tinycnn)"
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", attribute, *name.split(".")[1:]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+        if name.startswith("tc.")
+    }
+    bad = []
+    for name, proc in procs.items():
+        _, err = proc.communicate()
+        if proc.returncode:
+            bad.append(f"{name}: {err.strip().splitlines()[-1]}")
     code = f"""
 import functools, importlib
-import tinycnn
-bad = []
-for name in {names!r}:
+for name in {[n for n in names if n.startswith("tinycnn.")]!r}:
     parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+            break
+        except ImportError:
+            pass
     try:
-        if parts[0] == "tc":
-            functools.reduce(getattr, parts[1:], tinycnn)
-            continue
-        for cut in range(len(parts), 0, -1):
-            try:
-                obj = importlib.import_module(".".join(parts[:cut]))
-                break
-            except ImportError:
-                pass
         functools.reduce(getattr, parts[cut:], obj)
     except AttributeError as e:
-        bad.append(f"{{name}}: {{e}}")
-print("\\n".join(bad))
+        print(f"{{name}}: {{e}}")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "", out.stdout
+    bad += out.stdout.splitlines()
+    assert not bad, "\n".join(bad)

@@ -35,6 +35,7 @@ _LAZY = {
     "activations": "tinycnn.activations",
     "cuda": "tinycnn.cuda",
     "datasets": "tinycnn.datasets",
+    "train": "tinycnn.train",
     "callbacks": "tinycnn.train.callbacks",
     "io": "tinycnn.io",
 }

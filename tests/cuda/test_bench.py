@@ -27,7 +27,8 @@ def test_launch_profile_counts_every_launch_of_a_training_step():
     import pytest
 
     model = mlp().to("cuda")
-    model.compile(optimizer=tc.optim.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    loss = tc.train.losses.SparseCategoricalCrossentropy(from_logits=True)  # mlp: logits
+    model.compile(optimizer=tc.optim.Adam(1e-3), loss=loss)
     x = np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32)
     y = np.arange(8) % 3
     model.fit(x, y, batch_size=4, verbose=0)

@@ -306,3 +306,6 @@ def test_runs_lists_finished_and_stopped_runs(tmp_path, monkeypatch, capsys):
     assert lines[5] == f"resume runs/mnist_mlp-2: tinycnn train {model} --resume runs/mnist_mlp-2"
     assert main(["runs", "lenet5"]) == 0
     assert "no runs of lenet5 in runs/" in capsys.readouterr().out
+    (tmp_path / "runs" / "mnist_mlp-10" / "run.json").write_text("{broken")  # listed, not fatal
+    assert main(["runs"]) == 0
+    assert capsys.readouterr().out.splitlines()[4].endswith("run.json unreadable")

@@ -762,8 +762,12 @@ def configure_runs(parser: argparse.ArgumentParser) -> None:
 def _run_row(path: Path) -> tuple[list[str], str | None]:
     """One line of ``tinycnn runs``, and the resume command of a stopped run."""
     from .. import io
+    from ..cli import CLIError
 
-    settings = _read_run(path / "run.json")
+    try:
+        settings = _read_run(path / "run.json")
+    except CLIError:
+        return [str(path), "?", "?", "", "", "run.json unreadable"], None
     total = settings.get("epochs")
     done, history = 0, {}
     if (path / CHECKPOINT).is_file():

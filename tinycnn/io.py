@@ -111,31 +111,12 @@ def _checked_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def load_state(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarray], dict[str, Any]]:
-    """Read a file written by :func:`save_state`: ``(arrays in saved order, meta)``.
-
-    Raises :class:`CheckpointError` for a truncated or corrupt file, a file that is not a
-    tinycnn checkpoint, or one that holds pickled objects.
-    """
-    path = _checked_file(path)
+@contextlib.contextmanager
+def _reading(path: Path):
+    """Open ``path`` as an .npz; whatever goes wrong reading it becomes a CheckpointError."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            if _META not in npz.files:
-                raise CheckpointError(f"{path}: not a tinycnn checkpoint (no {_META} entry)")
-            meta = json.loads(npz[_META].tobytes().decode())
-            if meta.get("format") != FORMAT:
-                raise CheckpointError(f"{path}: not a tinycnn checkpoint (format {meta!r:.80})")
-            if meta.get("version", 0) > VERSION:
-                raise CheckpointError(
-                    f"{path}: checkpoint format version {meta['version']} is newer than this "
-                    f"tinycnn reads ({VERSION}); upgrade tinycnn"
-                )
-            names = meta.get("names", [])
-            present = set(npz.files) - {_META}
-            if set(names) != present:
-                lost = sorted(set(names) - present)[:5]
-                raise CheckpointError(f"{path}: arrays missing from the file: {lost}")
-            arrays = OrderedDict((name, npz[name]) for name in names)
+            yield npz
     except CheckpointError:
         raise
     except (
@@ -151,32 +132,52 @@ def load_state(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarray], d
         ) from None
     except ValueError as exc:  # np.load refusing a pickled object array, or a bad header
         raise CheckpointError(f"{path}: unreadable checkpoint ({exc})") from None
-    meta.pop("names", None)
+
+
+def _meta(npz, path: Path) -> dict[str, Any]:
+    """The ``__meta__`` entry of an open file: a tinycnn checkpoint of a version we read."""
+    if _META not in npz.files:
+        raise CheckpointError(f"{path}: not a tinycnn checkpoint (no {_META} entry)")
+    meta = json.loads(npz[_META].tobytes().decode())
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a tinycnn checkpoint (format {meta!r:.80})")
+    if meta.get("version", 0) > VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {meta['version']} is newer than this "
+            f"tinycnn reads ({VERSION}); upgrade tinycnn"
+        )
+    return meta
+
+
+def load_state(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarray], dict[str, Any]]:
+    """Read a file written by :func:`save_state`: ``(arrays in saved order, meta)``.
+
+    Raises :class:`CheckpointError` for a truncated or corrupt file, a file that is not a
+    tinycnn checkpoint, or one that holds pickled objects.
+    """
+    path = _checked_file(path)
+    with _reading(path) as npz:
+        meta = _meta(npz, path)
+        names = meta.pop("names", [])
+        present = set(npz.files) - {_META}
+        if set(names) != present:
+            lost = sorted(set(names) - present)[:5]
+            raise CheckpointError(f"{path}: arrays missing from the file: {lost}")
+        arrays = OrderedDict((name, npz[name]) for name in names)
     return arrays, meta
 
 
-# --------------------------------------------------------------------------------- weights
 def load_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The metadata of a :func:`save_state` file (a checkpoint's epoch and history, say),
     without reading its arrays; the same checks and errors as :func:`load_state`."""
     path = _checked_file(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if _META not in npz.files:
-                raise CheckpointError(f"{path}: not a tinycnn checkpoint (no {_META} entry)")
-            meta = json.loads(npz[_META].tobytes().decode())
-    except CheckpointError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, UnicodeDecodeError) as e:
-        raise CheckpointError(
-            f"{path}: corrupt or truncated checkpoint ({type(e).__name__}: {e})"
-        ) from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a tinycnn checkpoint (format {meta!r:.80})")
+    with _reading(path) as npz:
+        meta = _meta(npz, path)
     meta.pop("names", None)
     return meta
 
 
+# --------------------------------------------------------------------------------- weights
 def _model_name(model) -> str | None:
     return getattr(model, "name", None)
 

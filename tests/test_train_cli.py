@@ -309,3 +309,19 @@ def test_runs_lists_finished_and_stopped_runs(tmp_path, monkeypatch, capsys):
     (tmp_path / "runs" / "mnist_mlp-10" / "run.json").write_text("{broken")  # listed, not fatal
     assert main(["runs"]) == 0
     assert capsys.readouterr().out.splitlines()[4].endswith("run.json unreadable")
+
+
+def test_ctrl_c_before_the_first_step_says_nothing_was_saved(tmp_path, monkeypatch, capsys):
+    """Interrupted while fit checks the data (model.history does not exist yet)."""
+    import tinycnn.train.loop as loop
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(loop, "check_inputs", interrupted)
+    argv = ["train", "tests.test_train_cli:mlp", "--epochs", "2", "--limit", "50", "--quiet"]
+    assert main(argv) == 130
+    assert (
+        "interrupted in epoch 1 of 2: no epoch finished, nothing saved" in capsys.readouterr().out
+    )

@@ -248,7 +248,6 @@ def _use_run_settings(args) -> dict:
     """evaluate, predict and maps: the run whose weights they use (``--weights`` in a run
     directory, or the latest run) gives the input shape, the classes and the data its model was
     trained with, where the command line does not give them.  Returns the run's settings."""
-
     from ..cli import _build_view
 
     if args.weights:
@@ -289,9 +288,8 @@ CHECKPOINT = "checkpoint.npz"
 def _run_checkpoint(path: Path, before):
     """A callback that saves ``path`` (weights, optimizer, RNG, the history so far) whenever an
     epoch has finished with finite weights: at the start of the next one, and at the end of
-    training.  Not at the
-    end of the epoch itself, where ``model.history`` has not yet recorded it; never in the
-    middle of one (an interrupted epoch is redone on resume)."""
+    training.  Not at the end of the epoch itself, where ``model.history`` has not yet recorded
+    it; never in the middle of one (an interrupted epoch is redone on resume)."""
     from .. import io
     from .callbacks import Callback, _weights_finite
     from .history import History
@@ -331,7 +329,6 @@ def _keep_logged_epochs(log: Path, epochs: int) -> None:
 def _resume_run(args: argparse.Namespace) -> Path:
     """The run directory to continue; ``args`` takes the run's settings (a different value
     given on the command line is an error: a resumed run is the run it continues)."""
-
     from ..cli import CLIError, _build_view
 
     if args.out:
@@ -393,7 +390,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     tc_random.manual_seed(args.seed)  # the initial weights too: --seed repeats the whole run
     model, input_shape = _model(args)
     dataset = _pick_dataset(args, input_shape)
-    data_name = _dataset_name(args, dataset)
+    data_name = _dataset_name(args.data, dataset)
     if out is None:
         out = Path(args.out) if args.out else new_run_dir(model.name)
     model.summary()
@@ -456,8 +453,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             initial_epoch=initial_epoch,
             class_weight=None if args.class_weight == "none" else args.class_weight,
         )
-    except KeyboardInterrupt:
-        done = initial_epoch + len(model.history.epoch)
+    except KeyboardInterrupt:  # model.history exists once fit has checked the data
+        ran = getattr(model, "history", None)
+        done = initial_epoch + (len(ran.epoch) if ran is not None else 0)
         if done == 0:
             print(f"\ninterrupted in epoch 1 of {args.epochs}: no epoch finished, nothing saved")
         else:
@@ -515,16 +513,16 @@ def _class_name(args, k: int) -> str:
     return args.classes[k] if getattr(args, "classes", None) else str(k)
 
 
-def _dataset_name(args, dataset: str) -> str:
-    """How the messages name the images: the dataset, or the folder given with --data."""
-    return f"{Path(args.data).name}/" if dataset == "folder" else dataset
+def _dataset_name(data: str | None, dataset: str) -> str:
+    """How the messages name the images: the folder given with --data, else the dataset."""
+    return f"{Path(data).name}/" if data else dataset
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _use_run_settings(args)
     model, input_shape = _model(args)
     dataset = _pick_dataset(args, input_shape)
-    data_name = _dataset_name(args, dataset)
+    data_name = _dataset_name(args.data, dataset)
     weights = _weights(args, model, required=True)
     x, y = _load(args, dataset, "test", input_shape, args.limit)
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
@@ -663,7 +661,7 @@ def cmd_maps(args: argparse.Namespace) -> int:
         what = f"{args.image}:"
     else:
         dataset = _pick_dataset(args, input_shape)
-        data_name = _dataset_name(args, dataset)
+        data_name = _dataset_name(args.data, dataset)
         x, y = _load(args, dataset, "test", input_shape, None)
         if not 0 <= args.index < len(x):
             raise CLIError(f"--index {args.index}: the {data_name} test split has {len(x)} images")
@@ -787,9 +785,7 @@ def _run_row(path: Path) -> tuple[list[str], str | None]:
         (k for k in ("val_accuracy", "accuracy", "val_loss", "loss") if history.get(k)), None
     )
     last = f"{metric} {history[metric][-1]:.4f}" if metric else ""
-    data = (
-        Path(settings["data"]).name + "/" if settings.get("data") else settings.get("dataset", "")
-    )
+    data = _dataset_name(settings.get("data"), settings.get("dataset", ""))
     if (path / "weights.npz").is_file():
         state, resume = "finished", None
     elif done:

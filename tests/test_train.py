@@ -553,9 +553,13 @@ def test_balanced_class_weight_lifts_the_rare_class():
     y = (rng.random(1000) < 0.1).astype(np.int64)
     x = (rng.standard_normal((1000, 2)) + y[:, None]).astype(np.float32)
     loss = tc.train.losses.get("sparse_categorical_crossentropy")
-    w = sample_weights(loss, y, "balanced", np.float32)
+    w = sample_weights(loss, y, "balanced", 2, np.float32)
     counts = np.bincount(y)
     np.testing.assert_allclose(w, (1000 / (2 * counts))[y], rtol=1e-6)  # n / (classes * count)
+    # a 3-output model whose data holds 2 classes: scikit-learn divides by the 2 present
+    np.testing.assert_allclose(sample_weights(loss, y, "balanced", 3, np.float32), w)
+    # a class the data lacks may still be named, up to the model's outputs
+    np.testing.assert_array_equal(sample_weights(loss, y, {2: 5.0}, 3, np.float32), 1.0)
 
     def rare_recall(cw):
         tc.manual_seed(0)
@@ -571,7 +575,7 @@ def test_class_weight_errors():
     model, x, rng = _weighted_setup("sparse_categorical_crossentropy", 3, "softmax")
     y = rng.integers(0, 3, 12)
     for cw, error, message in [
-        ({3: 1.0}, ValueError, r"names class 3, but the targets have 3 classes \(0..2\)"),
+        ({3: 1.0}, ValueError, r"names class 3, but the model tells 3 classes apart \(0..2\)"),
         ({0: -1.0}, ValueError, r"class_weight\[0\] must be a finite number >= 0"),
         ({"cat": 1.0}, TypeError, "keys are class indices"),
         ("even", ValueError, "a dict {class: weight} or 'balanced'"),

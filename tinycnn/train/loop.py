@@ -175,12 +175,11 @@ def _check_sample_weight(sample_weight, n: int) -> np.ndarray:
     return w.astype(np.float64)
 
 
-def sample_weights(loss, y: np.ndarray, class_weight, dtype) -> np.ndarray:
-    """Each training sample's weight from ``fit``'s ``class_weight`` (see :func:`fit`)."""
+def sample_weights(loss, y: np.ndarray, class_weight, outputs: int, dtype) -> np.ndarray:
+    """Each training sample's weight from ``fit``'s ``class_weight`` (see :func:`fit`), for a
+    model with ``outputs`` outputs."""
     classes = loss.classes_of(y)
-    n_cls = int(y.shape[-1]) if y.ndim == 2 and y.shape[-1] > 1 else int(classes.max()) + 1
-    if loss.name == "binary_crossentropy":
-        n_cls = 2
+    n_cls = loss.class_count(outputs)
     if isinstance(class_weight, str):
         if class_weight != "balanced":
             raise ValueError(
@@ -188,7 +187,8 @@ def sample_weights(loss, y: np.ndarray, class_weight, dtype) -> np.ndarray:
                 f"{class_weight!r}"
             )
         counts = np.bincount(classes, minlength=n_cls)
-        table = {c: len(classes) / (n_cls * counts[c]) for c in range(n_cls) if counts[c]}
+        present = int((counts > 0).sum())  # scikit-learn counts the classes y holds
+        table = {c: len(classes) / (present * counts[c]) for c in range(n_cls) if counts[c]}
     elif isinstance(class_weight, dict):
         table = {}
         for key, value in class_weight.items():
@@ -196,8 +196,8 @@ def sample_weights(loss, y: np.ndarray, class_weight, dtype) -> np.ndarray:
                 raise TypeError(f"fit: class_weight keys are class indices, got {key!r}")
             if not 0 <= key < n_cls:
                 raise ValueError(
-                    f"fit: class_weight names class {key}, but the targets have {n_cls} "
-                    f"classes (0..{n_cls - 1})"
+                    f"fit: class_weight names class {key}, but the model tells {n_cls} "
+                    f"classes apart (0..{n_cls - 1})"
                 )
             if not isinstance(value, (int, float, np.floating, np.integer)) or not (
                 math.isfinite(value) and value >= 0
@@ -327,7 +327,9 @@ def fit(
     output_shape = _output_shape(model, x)
     y = check_targets("fit", cfg.loss, x, y, output_shape, spec.dtype)
     weights = (
-        None if class_weight is None else sample_weights(cfg.loss, y, class_weight, spec.dtype)
+        None
+        if class_weight is None
+        else sample_weights(cfg.loss, y, class_weight, output_shape[-1], spec.dtype)
     )
     if sample_weight is not None:
         weights = (sample_weight if weights is None else weights * sample_weight).astype(spec.dtype)

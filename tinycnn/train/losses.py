@@ -82,6 +82,10 @@ class Loss:
             f"or binary cross-entropy), not {self.name}"
         )
 
+    def class_count(self, outputs: int) -> int:
+        """How many classes a model with ``outputs`` outputs tells apart."""
+        return outputs
+
     def weighted(self, output: Tensor, target: Tensor, logits: bool, weights: Tensor) -> Tensor:
         """Keras' weighted loss: ``sum(weights * per-sample loss) / N`` (the batch size, not
         the sum of the weights)."""
@@ -211,6 +215,9 @@ class BinaryCrossentropy(Loss):
 
     def per_sample(self, output, target, logits):
         return self._elementwise(output, target, logits).mean(dim=tuple(range(1, output.ndim)))
+
+    def class_count(self, outputs):
+        return 2  # one output: 0 or 1
 
     def classes_of(self, y):
         y = np.asarray(y)

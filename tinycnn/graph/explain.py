@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .model import image_output
 from .shapes import axis_formula, hwc, num_elements, sliding_shape
 
 
@@ -184,7 +185,7 @@ def layouts(model) -> dict[int, bool]:
             last = out[preds[0]]
         else:
             last = _declared_format(g, n) == "channels_last"
-        out[n] = last and len((d["output_shapes"] or [()])[0]) == 4
+        out[n] = last and image_output(d)
     return out
 
 

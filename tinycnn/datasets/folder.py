@@ -25,8 +25,9 @@ TEST_EVERY = 5  # without train/ and test/, image i of a class is a test image w
 
 
 def _class_root(root: Path, split: str) -> Path:
-    split_dir = root / split
-    return split_dir if (root / "train").is_dir() and (root / "test").is_dir() else root
+    """Where ``split``'s class folders are: ``root/split`` in the train/test layout, else
+    ``root``."""
+    return root / split if (root / "train").is_dir() and (root / "test").is_dir() else root
 
 
 def _classes(directory: Path) -> list[str]:
@@ -38,15 +39,15 @@ def folder_classes(root: str | os.PathLike) -> list[str]:
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"load_image_folder: {root} is not a directory")
-    names = _classes(_class_root(root, "train"))
+    base = _class_root(root, "train")
+    names = _classes(base)
     if not names:
         raise ValueError(
             f"load_image_folder: {root} has no class folders; put each class's images in a "
             f"folder of its own: {root}/<class>/*.png (or {root}/train/<class>/ and "
             f"{root}/test/<class>/)"
         )
-    split = _class_root(root, "train") != root
-    if split and _classes(root / "test") != names:
+    if base != root and _classes(root / "test") != names:
         raise ValueError(
             f"load_image_folder: {root}/train and {root}/test have different class folders "
             f"({', '.join(names)} against {', '.join(_classes(root / 'test'))})"

@@ -134,11 +134,10 @@ def load_image(path: str | os.PathLike, input_shape, prepare: str = "mnist") -> 
         raise ValueError(f"{path}: no such file")
     c, h, w = (int(s) for s in input_shape)
     a = _read(path)
-    if c == 1 and prepare == "resize":
-        gray = a if a.ndim == 2 else a @ np.array([0.299, 0.587, 0.114], np.float32)
-        return np.clip(_resize(gray, h, w), 0.0, 1.0)[None].astype(np.float32)
     if c == 1:
         gray = a if a.ndim == 2 else a @ np.array([0.299, 0.587, 0.114], np.float32)
+        if prepare == "resize":
+            return np.clip(_resize(gray, h, w), 0.0, 1.0)[None].astype(np.float32)
         digit = mnist_like(gray, str(path))
         if (h, w) == (32, 32):
             digit = np.pad(digit, 2)

@@ -79,9 +79,8 @@ def profile_report(profile: dict, steps: int = 1) -> str:
     width = max([len("kernel")] + [len(v) for v in short.values()])
     lines = [f"{'kernel':<{width}}  launches/step  us/launch  us/step"]
     for name, (n, t) in rows:
-        short = name.rsplit(".", 1)[-1]
         lines.append(
-            f"{short:<{width}}  {n / steps:13.1f}  {1e6 * t / n:9.1f}  {1e6 * t / steps:7.0f}"
+            f"{short[name]:<{width}}  {n / steps:13.1f}  {1e6 * t / n:9.1f}  {1e6 * t / steps:7.0f}"
         )
     lines.append(
         f"{'total':<{width}}  {total_n / steps:13.1f}  {1e6 * total_s / max(total_n, 1):9.1f}  "

@@ -13,7 +13,14 @@ import numpy as np
 
 from ..tensor import Tensor
 
-__all__ = ["InputSpec", "check_inputs", "check_targets", "input_spec", "split_validation"]
+__all__ = [
+    "InputSpec",
+    "check_inputs",
+    "check_sample_weight",
+    "check_targets",
+    "input_spec",
+    "split_validation",
+]
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,23 @@ def check_targets(what: str, loss, x: np.ndarray, y, output_shape, dtype) -> np.
         raise ValueError(f"{what}: x has {len(x)} samples but y has {got}")
     _check_finite(what, "y", y)
     return np.ascontiguousarray(loss.prepare_target(y, tuple(output_shape), dtype))
+
+
+def check_sample_weight(what: str, sample_weight, n: int) -> np.ndarray:
+    """``fit``'s ``sample_weight``: one finite number >= 0 per sample (float64)."""
+    w = _as_array(what, "sample_weight", sample_weight)
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.shape != (n,):
+        raise ValueError(
+            f"{what}: sample_weight must hold one number per sample, shape ({n},), got "
+            f"{w.dtype} of shape {w.shape}"
+        )
+    _check_finite(what, "sample_weight", w)
+    if (w < 0).any():
+        i = int(np.argmax(w < 0))
+        raise ValueError(f"{what}: sample_weight[{i}] = {w[i]} must be a finite number >= 0")
+    return w.astype(np.float64)
 
 
 def split_validation(x: np.ndarray, y, fraction: float):

@@ -19,7 +19,7 @@ from ..tensor import Tensor
 from . import losses as losses_mod
 from . import metrics as metrics_mod
 from .callbacks import CallbackList
-from .data import check_inputs, check_targets, input_spec, split_validation
+from .data import check_inputs, check_sample_weight, check_targets, input_spec, split_validation
 from .history import History
 from .progress import Progress, resolve_verbose
 
@@ -159,22 +159,6 @@ def _regularized(model, loss: Tensor) -> Tensor:
     return loss
 
 
-def _check_sample_weight(sample_weight, n: int) -> np.ndarray:
-    w = np.asarray(sample_weight.numpy() if isinstance(sample_weight, Tensor) else sample_weight)
-    if w.ndim == 2 and w.shape[1] == 1:
-        w = w[:, 0]
-    if w.shape != (n,) or w.dtype.kind not in "biuf":
-        raise ValueError(
-            f"fit: sample_weight must hold one number per sample, shape ({n},), got "
-            f"{w.dtype} of shape {w.shape}"
-        )
-    bad = ~(np.isfinite(w) & (w >= 0))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"fit: sample_weight[{i}] = {w[i]} must be a finite number >= 0")
-    return w.astype(np.float64)
-
-
 def sample_weights(loss, y: np.ndarray, class_weight, outputs: int, dtype) -> np.ndarray:
     """Each training sample's weight from ``fit``'s ``class_weight`` (see :func:`fit`), for a
     model with ``outputs`` outputs."""
@@ -312,7 +296,7 @@ def fit(
     spec = input_spec(model)
     x = check_inputs("fit", x, spec)
     if sample_weight is not None:
-        sample_weight = _check_sample_weight(sample_weight, len(x))
+        sample_weight = check_sample_weight("fit", sample_weight, len(x))
     if validation_data is None and validation_split:
         x, y, val_x, val_y = split_validation(x, y, validation_split)
         if sample_weight is not None:  # the held-out last samples' weights are not used

@@ -151,6 +151,12 @@ def get(
     )
 
 
+def class_indices(y) -> np.ndarray:
+    """Class indices from indices, one-hot rows or per-class scores (their argmax)."""
+    y = np.asarray(y)
+    return y.argmax(-1) if y.ndim > 1 else y
+
+
 def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
     """``m[t, p]`` = how many samples of true class ``t`` were predicted as ``p`` (int64).
 
@@ -158,8 +164,7 @@ def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarr
     is taken); ``num_classes`` defaults to the largest index + 1, or the score width."""
     t, p = np.asarray(y_true), np.asarray(y_pred)
     widths = [a.shape[-1] for a in (t, p) if a.ndim > 1]
-    t = t.argmax(-1) if t.ndim > 1 else t
-    p = p.argmax(-1) if p.ndim > 1 else p
+    t, p = class_indices(t), class_indices(p)
     if t.shape != p.shape:
         raise ValueError(f"confusion_matrix: {t.shape[0]} true labels but {p.shape[0]} predictions")
     t, p = t.astype(np.int64).ravel(), p.astype(np.int64).ravel()

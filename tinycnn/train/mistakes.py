@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .metrics import class_indices
+
 
 def worst_mistakes(y_true, scores, count: int = 32) -> np.ndarray:
     """Indices of the misclassified samples, the highest score for the wrong class first."""
-    t = np.asarray(y_true)
-    t = t.argmax(-1) if t.ndim > 1 else t
-    s = np.asarray(scores)
+    t, s = class_indices(y_true), np.asarray(scores)
     wrong = np.flatnonzero(s.argmax(-1) != t)
     order = np.argsort(-s[wrong].max(-1), kind="stable")
     return wrong[order[:count]]
@@ -35,9 +35,7 @@ def plot_mistakes(
 
     if count < 1:
         raise ValueError(f"plot_mistakes: count must be >= 1, got {count}")
-    x, s = np.asarray(images), np.asarray(scores)
-    t = np.asarray(y_true)
-    t = t.argmax(-1) if t.ndim > 1 else t
+    x, s, t = np.asarray(images), np.asarray(scores), class_indices(y_true)
     picked = worst_mistakes(t, s, count)
     cols = max(1, min(8, len(picked)))
     rows = max(1, -(-len(picked) // cols))

@@ -7,6 +7,7 @@ import tarfile
 
 import numpy as np
 
+from ._split import check_split
 from .download import fetch
 from .mnist import prepare
 
@@ -60,8 +61,7 @@ def load_cifar10(
 ) -> tuple[np.ndarray, np.ndarray]:
     """CIFAR-10: ``x`` ``(N, 3, 32, 32)`` (50 000 train / 10 000 test), ``y`` int64 or one-hot.
     Downloaded once (162 MB) into the cache; ``url`` points at a mirror."""
-    if split not in ("train", "test"):
-        raise ValueError(f"load_cifar10: split must be 'train' or 'test', got {split!r}")
+    check_split("load_cifar10", split)
     path = fetch(url or CIFAR10["url"], CIFAR10["filename"], CIFAR10["checksum"], "cifar10")
     images, labels = _read_members(path, CIFAR10[split])
     return prepare(images, labels, 10, False, scale, one_hot, limit, dtype)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._split import check_split
+
 __all__ = ["IMAGE_SUFFIXES", "TEST_EVERY", "folder_classes", "image_files", "load_image_folder"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".npy")
@@ -78,8 +80,7 @@ def load_image_folder(
     ``limit`` (keep the first N) keeps every class."""
     from .images import load_image
 
-    if split not in ("train", "test"):
-        raise ValueError(f"load_image_folder: split must be 'train' or 'test', got {split!r}")
+    check_split("load_image_folder", split)
     root = Path(root)
     names = folder_classes(root)
     base = _class_root(root, split)

@@ -7,6 +7,7 @@ from importlib import resources
 
 import numpy as np
 
+from ._split import check_split
 from .download import fetch
 from .idx import IDXError, decode_idx, read_idx
 
@@ -30,9 +31,7 @@ FASHION_MNIST = {
 
 
 def _check_split(split: str, op: str) -> tuple[str, str]:
-    if split not in _SPLITS:
-        raise ValueError(f"{op}: split must be 'train' or 'test', got {split!r}")
-    return _SPLITS[split]
+    return _SPLITS[check_split(op, split)]
 
 
 @lru_cache(maxsize=1)

@@ -1,5 +1,5 @@
-"""The ``tinycnn`` command: ``tinycnn zoo | summary | explain | draw | train | evaluate |
-predict | maps | bench``.
+"""The ``tinycnn`` command: ``tinycnn zoo | summary | explain | draw | train | runs |
+evaluate | predict | maps | bench``.
 
 Every subcommand is a ``Command`` in the ``COMMANDS`` table at the bottom: a function that adds
 its arguments to a parser and a function that runs it (or a ``"module:function"`` string, imported

@@ -1,4 +1,5 @@
-"""``tinycnn train`` and ``tinycnn evaluate`` (registered in :mod:`tinycnn.cli`'s table).
+"""``tinycnn train``, ``runs``, ``evaluate``, ``predict`` and ``maps`` (registered in
+:mod:`tinycnn.cli`'s table).
 
 ``tinycnn train lenet5`` is the seed's program as one command: it prints the model summary,
 trains on the MNIST copy inside the package (offline), writes ``weights.npz``,

@@ -97,3 +97,27 @@ def test_padding_modes_and_same_float32():
     same_on_both(
         lambda x, w: F.conv2d(x, w[:, :, :2], padding="same"), [x, w], atol=1e-5, rtol=1e-5
     )
+
+
+def _im2col_conv(x, w, b):
+    return Conv2d.apply(
+        x, w, b, stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1), groups=1, algorithm="im2col"
+    )
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the simulator's inf * 0
+def test_im2col_padding_is_zero_whatever_the_input_holds():
+    """An Inf in the first input element spreads to the outputs that read it, not to every
+    output that reads padding (the padded column entries are 0, not ``x[0] * 0``)."""
+    x = rand(RNG, 1, 2, 4, 4)
+    x[0, 0, 0, 0] = np.inf
+    arrays = [x, rand(RNG, 3, 2, 3, 3), rand(RNG, 3)]
+    out = same_on_both(_im2col_conv, arrays, requires_grad=[False] * 3, **TOL)
+    assert np.isfinite(out.numpy()[:, :, 2:, 2:]).all()
+
+
+def test_im2col_of_an_empty_input_height():
+    """H = 0 with padding gives an output of padding only: no kernel reads the empty input."""
+    arrays = [rand(RNG, 2, 2, 0, 3), rand(RNG, 3, 2, 1, 1), rand(RNG, 3)]
+    out = same_on_both(_im2col_conv, arrays, **TOL)
+    assert out.shape == (2, 3, 2, 5)

@@ -66,10 +66,13 @@ def _im2col(
         c = r // (kw * kh)
         iy = y * sh - ph + i * dh
         ix = z * sw - pw + j * dw
-        v = x[0] * 0
+        k = r * row_stride + n * image_stride + yz
+        # padding is a literal 0: no read of x (an input with an empty H or W has no element
+        # to read), and a NaN or Inf in x stays out of the padded entries
         if 0 <= iy < H and 0 <= ix < W:
-            v = x[((n * C + c) * H + iy) * W + ix]
-        cols[r * row_stride + n * image_stride + yz] = v
+            cols[k] = x[((n * C + c) * H + iy) * W + ix]
+        else:
+            cols[k] = 0
 
 
 @kernel(*each("{T}[::1], {T}[::1], " + "int64, " * 14 + "int64"))

@@ -134,6 +134,18 @@ def test_matmul(dtype, sa, sb):
     same(G.matmul(G.from_numpy(a), G.from_numpy(b)), np.matmul(a, b), rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("sa,sb", [((200, 7), (7, 70)), ((3, 150, 5), (3, 5, 9))])
+def test_matmul_row_tiles_stride_over_the_grid(sa, sb):
+    """More row tiles (and batch entries) than the grid has y (and z) blocks: the blocks walk
+    the (batch, row tile) pairs (a GPU has at most 65535 blocks along y; the simulator 2)."""
+    from tinycnn.ops.cuda.array_shape import gemm_grid
+
+    m, n, nb = sa[-2], sb[-1], int(np.prod(sa[:-2]))
+    assert gemm_grid(m, n, nb)[1] < -(-m // 64)
+    a, b = r(*sa), r(*sb)
+    same(G.matmul(G.from_numpy(a), G.from_numpy(b)), np.matmul(a, b), rtol=1e-12)
+
+
 def test_matmul_reads_transposed_operands_in_place():
     a, b = r(6, 5), r(6, 3)
     at = G.transpose(G.from_numpy(a), (1, 0))

@@ -32,7 +32,10 @@ _SIG = "{T}[::1], {T}[::1], {T}[::1], int64, int64, int64, int64, int64, " + (
 
 @kernel(*each(_SIG))
 def gemm(a, b, c, batch, inner_batch, m, n, k, sa, sb):
-    """Grid (ceil(n / BN), ceil(m / BM), min(batch, MAX_BLOCKS)); block (TX, TY).
+    """Grid (ceil(n / BN), min(ceil(m / BM), MAX_BLOCKS), min(batch, MAX_BLOCKS)); block
+    (TX, TY).  The (batch, row tile) pairs are spread over the grid's y and z blocks in a
+    grid-stride loop: a GPU allows at most 65535 blocks along y and z, fewer than the row tiles
+    of a matrix with more than 4.19 million rows (a ``Dense`` over every pixel of a batch).
 
     The batch index ``z`` splits into (z // inner_batch, z % inner_batch), with element strides
     ``sa[0], sa[1]`` (``sb[0], sb[1]``): two broadcast batch levels (e.g. a (G, M, K) weight
@@ -46,9 +49,13 @@ def gemm(a, b, c, batch, inner_batch, m, n, k, sa, sb):
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
     tid = ty * TX + tx
-    row0 = cuda.blockIdx.y * GEMM_BM
     col0 = cuda.blockIdx.x * GEMM_BN
-    for z in range(cuda.blockIdx.z, batch, cuda.gridDim.z):
+    row_tiles = (m + GEMM_BM - 1) // GEMM_BM
+    first = cuda.blockIdx.z * cuda.gridDim.y + cuda.blockIdx.y
+    # every thread of a block walks the same pairs, so all of them reach the barriers below
+    for zt in range(first, batch * row_tiles, cuda.gridDim.y * cuda.gridDim.z):
+        z = zt // row_tiles
+        row0 = (zt - z * row_tiles) * GEMM_BM
         z1 = z // inner_batch
         z2 = z - z1 * inner_batch
         a_base = z1 * sa[0] + z2 * sa[1]

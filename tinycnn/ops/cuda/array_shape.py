@@ -218,8 +218,14 @@ def gemm_into(a, b, out) -> None:
     if out.size == 0:
         return
     fa, fb, sa, sb, inner = _batch_geometry(a, b, batch)
-    grid = (math.ceil(n / GEMM_BN), math.ceil(m / GEMM_BM), min(nb, MAX_BLOCKS))
-    gemm[grid, (TX, TY)](fa, fb, flat_buffer(out), nb, inner, m, n, k, sa, sb)
+    gemm[gemm_grid(m, n, nb), (TX, TY)](fa, fb, flat_buffer(out), nb, inner, m, n, k, sa, sb)
+
+
+def gemm_grid(m: int, n: int, batch: int) -> tuple[int, int, int]:
+    """The GEMM's grid for a ``batch`` of (m, n) results: column tiles along x (up to 2**31 - 1
+    blocks), row tiles and the batch along y and z (65535 at most each; the kernel strides)."""
+    rows = min(math.ceil(m / GEMM_BM), MAX_BLOCKS)
+    return math.ceil(n / GEMM_BN), rows, min(batch, MAX_BLOCKS)
 
 
 def matmul(a, b):

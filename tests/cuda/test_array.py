@@ -146,6 +146,16 @@ def test_matmul_row_tiles_stride_over_the_grid(sa, sb):
     same(G.matmul(G.from_numpy(a), G.from_numpy(b)), np.matmul(a, b), rtol=1e-12)
 
 
+def test_a_launch_a_gpu_would_refuse_or_copy_around_fails_under_the_simulator():
+    from tinycnn.ops.cuda import _elementwise as E
+
+    out = G.empty((4,), np.float32)
+    with pytest.raises(ValueError, match="_elementwise.fill: a GPU cannot launch"):
+        E.fill[(1, 65536), 32](out, np.float32(0))
+    with pytest.raises(TypeError, match="_elementwise.cast: launched with a host"):
+        E.cast[1, 32](np.zeros(4, np.float32), out)
+
+
 def test_matmul_reads_transposed_operands_in_place():
     a, b = r(6, 5), r(6, 3)
     at = G.transpose(G.from_numpy(a), (1, 0))

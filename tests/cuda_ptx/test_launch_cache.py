@@ -61,3 +61,21 @@ def test_the_cache_is_per_thread_and_bounded(probe, monkeypatch):
     thread.start()
     thread.join()
     assert done and probe.dispatcher.configured.count((1, 32)) == 2  # its own configuration
+
+
+@pytest.mark.parametrize(
+    "grid,block",
+    [(0, 256), ((1, 65536), 256), ((1, 1, 70000), (16, 16)), (1, 2048), (1, (16, 16, 8))],
+)
+def test_a_launch_a_gpu_refuses_raises_before_it_is_configured(probe, grid, block):
+    with pytest.raises(ValueError, match="tests.launch_cache_probe: a GPU cannot launch"):
+        probe[grid, block]("a")
+    assert probe.dispatcher.configured == []
+
+
+@pytest.mark.parametrize("m,n,batch", [(10**7, 10, 1), (100, 3 * 10**7, 1), (10**5, 9, 10**6)])
+def test_the_gemm_grid_fits_a_gpu_for_any_shape(m, n, batch):
+    from tinycnn.ops.cuda._gemm import TX, TY
+    from tinycnn.ops.cuda.array_shape import gemm_grid
+
+    _cuda.check_launch("gemm", gemm_grid(m, n, batch), (TX, TY))

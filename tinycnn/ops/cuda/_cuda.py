@@ -3,7 +3,9 @@
 Every kernel is declared with :func:`kernel` and the argument types it is launched with.  The
 declaration is what ``tests/cuda_ptx`` compiles for a real GPU (``numba.cuda.compile_ptx``), and
 under the simulator every launch checks that its argument types are among the declared ones, so
-a launch with a type nobody compiled fails in CI rather than on a GPU.
+a launch with a type nobody compiled fails in CI rather than on a GPU.  Likewise a grid or block
+a GPU would refuse (:func:`check_launch`, on a GPU too) and, under the simulator, a host array
+argument (which numba would copy to the device and back around every launch on a GPU).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ if SIMULATOR:
 
     FakeCUDAArray.reshape = _strict_reshape
 FLOATS = ("float32", "float64")
+
+# what every GPU accepts: blocks of a grid along x, y, z; threads of a block along x, y, z and
+# in all.  The simulator runs any launch, even one of 0 blocks: each launch is checked here.
+MAX_GRID = (2**31 - 1, 65535, 65535)
+MAX_BLOCK = (1024, 1024, 64)
+MAX_BLOCK_THREADS = 1024
 
 # per thread: {kernel name: {(grid, block): numba launch configuration}}
 _LAUNCHERS = threading.local()
@@ -115,9 +123,14 @@ class Kernel:
                 launcher = cache[launch] = self._configure(launch)
             return launcher
         grid, block = launch
+        check_launch(self.name, grid, block)
         launcher = self.dispatcher[grid, block]
 
         def checked(*args):
+            if any(isinstance(a, np.ndarray) for a in args):
+                # typed like a device array, but on a GPU numba copies it to the device and
+                # back around the launch, waiting for the kernel: a hidden host round trip
+                raise TypeError(f"{self.name}: launched with a host (NumPy) array argument")
             types = tuple(typeof(a) for a in args)
             if types not in self.signatures:
                 raise TypeError(
@@ -131,11 +144,29 @@ class Kernel:
 
     def _configure(self, launch):
         grid, block = launch
+        check_launch(self.name, grid, block)
         with warnings.catch_warnings():
             # tinycnn sizes each grid to its work (grid-stride loops): a small grid for a small
             # array is intended, not the beginner's mistake numba's warning is there to catch
             warnings.simplefilter("ignore", NumbaPerformanceWarning)
             return self.dispatcher[grid, block]
+
+
+def _dims(dims) -> tuple[int, int, int]:
+    dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+    return tuple(int(d) for d in dims) + (1,) * (3 - len(dims))
+
+
+def check_launch(name: str, grid, block) -> None:
+    """Raise where a GPU would refuse ``kernel[grid, block]`` (too many blocks along y or z,
+    too many threads, or an empty dimension), with the kernel's name."""
+    g, b = _dims(grid), _dims(block)
+    fits = all(1 <= v <= hi for v, hi in zip(g + b, MAX_GRID + MAX_BLOCK))
+    if not fits or b[0] * b[1] * b[2] > MAX_BLOCK_THREADS:
+        raise ValueError(
+            f"{name}: a GPU cannot launch grid {g} x block {b} (at most {MAX_GRID} blocks, "
+            f"{MAX_BLOCK} and {MAX_BLOCK_THREADS} threads in all, none of them 0)"
+        )
 
 
 def kernel(*signatures: str, name: str | None = None):

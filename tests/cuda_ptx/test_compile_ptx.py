@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 
 import pytest
 
@@ -78,9 +79,15 @@ def test_kernel_compiles_to_ptx(name, fn, sig):
     ptx, _ = cuda.compile_ptx(fn, sig, cc=PTX_CC)
     assert f".target sm_{PTX_CC[0]}{PTX_CC[1]}" in ptx
     assert ".entry" in ptx, f"{name}{sig}: no kernel entry point in the PTX"
+    shared = sum(map(int, re.findall(r"\.shared\s+\.align\s+\d+\s+\.b8\s+\w+\[(\d+)\]", ptx)))
+    assert shared <= MAX_STATIC_SHARED, f"{name}{sig}: {shared} B of static shared memory"
     if "float32" in str(sig):  # the float32 variants: what trains on a GPU
         _check_machine_code(name, sig, ptx)
 
+
+# A block's static shared memory (``cuda.shared.array``) is limited to 48 KiB on every GPU; more
+# needs dynamic shared memory and an opt-in, or the launch fails.
+MAX_STATIC_SHARED = 48 * 1024
 
 # Machine code for the GPU the benchmarks target (Hopper); PTX of sm_80 runs there as is.
 SASS_ARCH = "sm_90"
@@ -93,8 +100,6 @@ def _check_machine_code(name: str, sig, ptx: str) -> None:
     """Assemble the PTX to machine code with nvJitLink (no GPU needed) and read ptxas's
     report: no stack frame and no register spills (local memory is slow memory), and
     registers within the kernel's budget."""
-    import re
-
     try:
         from cuda.bindings import nvjitlink
     except ImportError:  # pragma: no cover - numba-cuda[cu13] installs it

@@ -227,6 +227,10 @@ def test_the_cache_can_be_turned_off():
     assert _run(PROBE, TINYCNN_CUDA_POOL="0") == "False None"  # numba picks its own later
 
 
+def test_per_thread_default_streams_keep_numbas_manager():
+    assert _run(PROBE, NUMBA_CUDA_PER_THREAD_DEFAULT_STREAM="1") == "False None"
+
+
 def test_a_context_made_before_tinycnn_keeps_numbas_manager():
     code = (
         "from numba.cuda.cudadrv import driver as d; d._ensure_memory_manager(); " + PROBE

@@ -19,7 +19,9 @@ Management plugin interface (``numba.cuda.set_memory_manager``).
   :func:`empty_cache` frees the cached blocks on demand (``tinycnn.cuda.empty_cache``).
 * ``TINYCNN_CUDA_POOL=0`` keeps numba's own manager, and so does a program that has set its
   own EMM plugin (``NUMBA_CUDA_MEMORY_MANAGER``) or created a CUDA context before tinycnn was
-  asked for ``"cuda"``: the plugin applies to contexts created after it is installed.
+  asked for ``"cuda"`` (the plugin applies to contexts created after it is installed), or that
+  runs with per-thread default streams (``NUMBA_CUDA_PER_THREAD_DEFAULT_STREAM=1``: the
+  kernels of two host threads are then not ordered, and neither would be a block's reuse).
 
 :class:`BlockCache` holds the bookkeeping, over any pair of ``allocate(nbytes)`` and
 ``free(pointer)`` functions, so it is tested without a GPU; :class:`CachingMemoryManager` binds
@@ -218,6 +220,10 @@ def install() -> bool:
     from numba import config
 
     if config.ENABLE_CUDASIM or config.CUDA_MEMORY_MANAGER != "default":
+        return False
+    if getattr(config, "CUDA_PER_THREAD_DEFAULT_STREAM", 0):
+        # every host thread launches on a stream of its own: a block one thread frees while
+        # its kernels still run could go to another thread's kernels, unordered with them
         return False
     from numba.cuda.cudadrv import driver as drv
 

@@ -4,6 +4,13 @@ Block sizes are chosen for any GPU from sm_60 on: 256 threads fill a warp schedu
 limiting occupancy through registers; the GEMM tile (64 x 64 outputs, 16-deep K slices,
 16 x 16 threads computing 4 x 4 outputs each) needs 8.1 KiB (float32) / 16.1 KiB (float64) of
 shared memory per block, so several blocks fit on every SM.
+
+On a GPU the kernels are compiled once and kept in numba's on-disk cache (``cache=True``), which
+tells a stale entry only by the kernel's own source file: a value below is frozen into each
+kernel that reads it (the shared-memory tree of ``REDUCE_THREADS`` doubles, the GEMM tile),
+while the launches take the new value at import.  After changing one, delete the cache files
+(``tinycnn/ops/cuda/__pycache__/*.nbi`` and ``*.nbc``), or the blocks no longer match the
+kernels' shared arrays.
 """
 
 from __future__ import annotations

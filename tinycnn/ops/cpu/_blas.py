@@ -101,6 +101,13 @@ def _blocks(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: int):
     return None
 
 
+def split(items: list, parts: int) -> list[list]:
+    """``items`` cut into at most ``parts`` runs of consecutive items, as even as they go (the
+    work of :func:`parallel`'s threads)."""
+    parts = max(1, min(parts, len(items)))
+    return [items[k * len(items) // parts : (k + 1) * len(items) // parts] for k in range(parts)]
+
+
 def parallel(fn, parts: list) -> None:
     """``fn(part)`` for every part, side by side: the first on the calling thread, the others
     on tinycnn's workers, every BLAS call inside single-threaded.  For kernels that pair Numba

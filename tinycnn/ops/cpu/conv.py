@@ -219,11 +219,6 @@ def _tiles(n, rows, oh, ow, itemsize) -> list[tuple[int, int, int, int]]:
     return [(n0, 1, y0, min(ny, oh - y0)) for n0 in range(n) for y0 in range(0, oh, ny)]
 
 
-def _split(items: list, parts: int) -> list[list]:
-    parts = max(1, min(parts, len(items)))
-    return [items[k * len(items) // parts : (k + 1) * len(items) // parts] for k in range(parts)]
-
-
 @njit
 def _load_block(x, n0, bn, c0, cg, r0, hrows, ph, pw, wp, cstride, xp):
     """Padded rows ``r0 .. r0+hrows`` of images ``n0 .. n0+bn``, channels ``c0 .. c0+cg``, into
@@ -409,7 +404,7 @@ class _Im2col:
         """The tiles split into at most ``parts`` runs that never cut an image (each image's
         input gradient is assembled by one thread)."""
         starts = [i for i, (_, _, y0, _) in enumerate(self.tiles) if y0 == 0]
-        edges = [run[0] for run in _split(starts, parts)] + [len(self.tiles)]
+        edges = [run[0] for run in blas.split(starts, parts)] + [len(self.tiles)]
         return [self.tiles[a:b] for a, b in zip(edges[:-1], edges[1:])]
 
 
@@ -434,7 +429,7 @@ def im2col_forward(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out):
             np.matmul(wg, cols, out=res)
             _store_tile(res.reshape(p.G * p.og, -1), bias, n0, nb, y0, ny, out)
 
-    blas.parallel(run, _split(p.tiles, _threads()))
+    blas.parallel(run, blas.split(p.tiles, _threads()))
 
 
 def im2col_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx):
@@ -474,7 +469,7 @@ def im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out):
     from . import workspace
 
     weight_bytes = dw_out.size * dw_out.itemsize
-    runs = _split(p.tiles, max(2, min(WEIGHT_LANES, LANE_BYTES // weight_bytes)))
+    runs = blas.split(p.tiles, max(2, min(WEIGHT_LANES, LANE_BYTES // weight_bytes)))
     lanes = workspace.get("conv.lanes", (len(runs), *p.dw_shape), x.dtype)
 
     def run(lane_ids):
@@ -488,7 +483,7 @@ def im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out):
                 if k:
                     lanes[lane] += part
 
-    blas.parallel(run, _split(list(range(len(runs))), _threads()))
+    blas.parallel(run, blas.split(list(range(len(runs))), _threads()))
     _add_lanes(lanes, dw_out.reshape(p.G, p.og, p.kg))
 
 

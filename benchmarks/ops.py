@@ -265,7 +265,7 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs per block")
     parser.add_argument(
         "--algo",
-        choices=("gemm1x1", "direct", "im2col"),
+        choices=("gemm1x1", "direct", "winograd", "im2col"),
         default=None,
         help="force tinycnn's conv algorithm (default: its own choice)",
     )

@@ -1,7 +1,8 @@
 """conv2d: NumPy loop reference, float64 gradchecks, torch parity, every validation error,
 thread-count independence, and the skipped input gradient.  Each algorithm (gemm1x1, direct,
-im2col with several images per tile, one image per tile and one output row per tile) is forced
-in turn, so none hides behind the automatic choice."""
+Winograd with whole images or bands of tile rows per block, im2col with several images per
+tile, one image per tile and one output row per tile) is forced in turn, so none hides behind
+the automatic choice."""
 
 import numba
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import tinycnn as tc
 import tinycnn.functional as F
 import tinycnn.ops.conv as conv_op
+import tinycnn.ops.cpu._winograd as cpu_winograd
 import tinycnn.ops.cpu.conv as cpu_conv
 from tinycnn.ops.conv import Conv2d
 from tinycnn.tensor import Tensor
@@ -61,25 +63,42 @@ def small_tiles(monkeypatch, rows: bool) -> None:
     monkeypatch.setattr(cpu_conv, "SLAB_BYTES", 1 if rows else 1 << 30)
 
 
-@pytest.fixture(params=["auto", "direct", "im2col", "im2col-image", "im2col-rows"])
+CHOOSE = conv_op.choose_algorithm  # before any test patches it
+
+
+@pytest.fixture(
+    params=["auto", "direct", "winograd", "winograd-rows", "im2col", "im2col-image", "im2col-rows"]
+)
 def algorithm(request, monkeypatch):
-    """Force one algorithm (gemm1x1 is kept where it applies: it is the only one it implies).
+    """Force one algorithm (gemm1x1 is kept where it applies: it is the only one it implies;
+    Winograd only where it applies, its own choice elsewhere).
 
     ``im2col`` as tuned puts every image of these small tests in one tile;
     ``im2col-image`` cuts one tile per image, ``im2col-rows`` one per output row (the slabs of a
-    large image: the input gradient of an image is then assembled over several tiles)."""
+    large image: the input gradient of an image is then assembled over several tiles).
+    ``winograd`` puts these small images in one block, ``winograd-rows`` cuts each image into
+    bands of one or two tile rows."""
     name = request.param
     if name == "auto":
         return name
-    if name != "direct":
+    if name == "winograd-rows":
+        monkeypatch.setattr(cpu_winograd, "TILES", 12)
+        monkeypatch.setattr(cpu_winograd, "MIN_BAND", 1)
+        name = "winograd"
+    if name not in ("direct", "winograd"):
         if name != "im2col":
             small_tiles(monkeypatch, rows=name == "im2col-rows")
         name = "im2col"
-    chosen = conv_op.choose_algorithm
 
-    def force(x_shape, w_shape, stride, padding, groups):
-        auto = chosen(x_shape, w_shape, stride, padding, groups)
-        return auto if auto == "gemm1x1" else name
+    def force(x_shape, w_shape, stride, padding, groups, dilation=(1, 1), winograd=False):
+        auto = CHOOSE(x_shape, w_shape, stride, padding, groups, dilation, winograd)
+        if auto == "gemm1x1":
+            return auto
+        if name == "winograd" and not conv_op.winograd_applies(
+            w_shape, stride, padding, groups, dilation
+        ):
+            return auto
+        return name
 
     monkeypatch.setattr(conv_op, "choose_algorithm", force)
     return request.param

@@ -6,11 +6,14 @@ Three algorithms, all over the kernels of ``tinycnn/ops/<device>/conv.py``:
              forward is one batched GEMM straight into NCHW and needs no im2col at all.
 ``direct``   depthwise, grouped and few-channel convolutions: tiny GEMMs waste BLAS, and a
              direct loop over padded planes in cache beats writing a column matrix to memory.
+``winograd`` 3x3, stride 1, one group, wide enough for im2col (CPU only): Winograd F(2x2, 3x3),
+             16 GEMMs with 2.25x fewer multiply-adds than im2col's one, for the forward and
+             the input gradient; the weight gradient is im2col's.
 ``im2col``   everything else: column matrices, then GEMMs for the forward, the weight gradient
              and the input gradient.  How the columns are cut (per thread tiles that stay in
              cache on the CPU, batch chunks on a GPU) is the kernels' business.
 
-``direct`` and ``im2col`` kernels take the same arguments (``*_forward``,
+``direct``, ``winograd`` and ``im2col`` kernels take the same arguments (``*_forward``,
 ``*_backward_input``, ``*_backward_weight``), so the op's backward is written once.  The columns
 are recomputed in the backward instead of being saved: saving them would keep ``C*kH*kW`` times
 the input alive per layer until the backward (gigabytes for a deep net).
@@ -28,26 +31,68 @@ from ._validate import output_size, pair, tensor_arg
 from .shape import pad
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-ALGORITHMS = ("gemm1x1", "direct", "im2col")
+ALGORITHMS = ("gemm1x1", "direct", "winograd", "im2col")
+# the kernels of each algorithm but gemm1x1: forward, input gradient, weight gradient
+KERNELS = {
+    "direct": ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"),
+    "winograd": ("winograd_forward", "winograd_backward_input", "im2col_backward_weight"),
+    "im2col": ("im2col_forward", "im2col_backward_input", "im2col_backward_weight"),
+}
 
 # gemm1x1's weight gradient: one GEMM per image from this many pixels on (Conv2d._gemm1x1_weight),
 # their results summed in chunks of images whose partial gradients take at most PARTS_BYTES
 PER_IMAGE_WEIGHT_MIN = 256
 PARTS_BYTES = 16 << 20
+# Winograd computes a grid of 2x2 tiles one tile wider and taller than the output: at most this
+# many tiles per 2x2 outputs (1.44 at 10x10 outputs, 2.04 at 7x7 where im2col is faster) ...
+WINOGRAD_WASTE = 1.5
+# ... and its transforms cost per input and output channel what its GEMMs save per pair of
+# them: with 32 input channels it measured no faster than im2col, with 64 and more it is
+WINOGRAD_MIN_CHANNELS = 64
 
 
-def choose_algorithm(x_shape, w_shape, stride, padding, groups) -> str:
-    """The algorithm :class:`Conv2d` runs for these shapes (see the module docstring).
+def choose_algorithm(
+    x_shape, w_shape, stride, padding, groups, dilation=(1, 1), winograd=False
+) -> str:
+    """The algorithm :class:`Conv2d` runs for these shapes (see the module docstring);
+    ``winograd``: whether the device has the Winograd kernels.
 
     The thresholds come from ``benchmarks/ops.py``: the direct loop wins while the per-group
-    GEMM would be small in either of its output dimensions."""
+    GEMM would be small in either of its output dimensions; Winograd where its GEMMs are wide
+    and its tile grid wastes little."""
     cout, cg, kh, kw = w_shape
     og = cout // groups
     if kh == 1 and kw == 1 and stride == (1, 1) and not any(padding):
         return "gemm1x1"
     if cg == 1 or og <= 32 or cg * kh * kw <= 64:
         return "direct"
+    if (
+        winograd
+        and cg >= WINOGRAD_MIN_CHANNELS
+        and winograd_applies(w_shape, stride, padding, groups, dilation)
+    ):
+        oh = x_shape[2] + padding[0] + padding[1] - 2
+        ow = x_shape[3] + padding[2] + padding[3] - 2
+        if oh * ow and winograd_waste(oh, ow) <= WINOGRAD_WASTE:
+            return "winograd"
     return "im2col"
+
+
+def winograd_applies(w_shape, stride, padding, groups, dilation) -> bool:
+    """Whether Winograd F(2x2, 3x3) computes this convolution: a 3x3 kernel, stride 1, no
+    dilation, one group, padding at most 2 on every side (the input gradient pads by 2 - p)."""
+    return (
+        tuple(w_shape[2:]) == (3, 3)
+        and tuple(stride) == (1, 1)
+        and tuple(dilation) == (1, 1)
+        and groups == 1
+        and max(padding) <= 2
+    )
+
+
+def winograd_waste(oh: int, ow: int) -> float:
+    """Tiles Winograd F(2x2, 3x3) computes per 2x2 block of an ``oh x ow`` output."""
+    return ((oh + 1) // 2 + 1) * ((ow + 1) // 2 + 1) / (oh * ow / 4)
 
 
 class Conv2d(Function):
@@ -63,7 +108,9 @@ class Conv2d(Function):
         pt, pb, pl, pr = padding
         oh = (H + pt + pb - dilation[0] * (kh - 1) - 1) // stride[0] + 1
         ow = (W + pl + pr - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        algo = algorithm or choose_algorithm(x.shape, w.shape, stride, padding, groups)
+        algo = algorithm or choose_algorithm(
+            x.shape, w.shape, stride, padding, groups, dilation, hasattr(K, KERNELS["winograd"][0])
+        )
         self.algo, self.groups = algo, groups
         self.geom = (stride[0], stride[1], pt, pl, dilation[0], dilation[1])
         self.x_shape, self.w_shape, self.dtype = x.shape, w.shape, x.dtype
@@ -81,8 +128,15 @@ class Conv2d(Function):
                 K.add_bias(B.reshape(out, (N, cout, oh * ow)), B.contiguous(b))
             return out
         bias = B.contiguous(b) if b is not None else B.zeros((cout,), x.dtype)
-        forward = K.conv2d_forward if algo == "direct" else K.im2col_forward
-        forward(x, w, bias, *self.geom, groups, out)
+        if not hasattr(K, KERNELS[algo][0]):
+            raise ValueError(f"conv2d: the {algo} algorithm has no kernels on {self.device}")
+        if algo == "winograd" and not winograd_applies(w.shape, stride, padding, groups, dilation):
+            raise ValueError(
+                "conv2d: winograd needs a 3x3 kernel, stride 1, dilation 1, groups 1 and "
+                f"padding <= 2; got weight {tuple(w.shape)}, stride {stride}, dilation "
+                f"{dilation}, groups {groups}, padding {padding}"
+            )
+        getattr(K, KERNELS[algo][0])(x, w, bias, *self.geom, groups, out)
         return out
 
     def backward(self, g):
@@ -109,13 +163,11 @@ class Conv2d(Function):
             if need_w:
                 gw = self._gemm1x1_weight(g)
             return gx, gw, gb
-        direct = self.algo == "direct"
+        _, backward_input, backward_weight = KERNELS[self.algo]
         if need_x:
-            backward_input = K.conv2d_backward_input if direct else K.im2col_backward_input
-            backward_input(g, self.w, *self.geom, G, gx)
+            getattr(K, backward_input)(g, self.w, *self.geom, G, gx)
         if need_w:
-            backward_weight = K.conv2d_backward_weight if direct else K.im2col_backward_weight
-            backward_weight(self.x, g, *self.geom, G, gw)
+            getattr(K, backward_weight)(self.x, g, *self.geom, G, gw)
         return gx, gw, gb
 
     def _gemm1x1_weight(self, g):

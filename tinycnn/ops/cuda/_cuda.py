@@ -10,10 +10,13 @@ argument (which numba would copy to the device and back around every launch on a
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 from numba import config as _numba_config
@@ -24,6 +27,35 @@ from numba.core.errors import NumbaPerformanceWarning
 from . import config
 
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
+
+
+def _sources_hash(folder: Path = Path(__file__).parent) -> str:
+    """A hash of every module of the CUDA back end.  numba keys a cached kernel only on its own
+    file, but kernels freeze values of ``config.py`` (a shared array's size, the GEMM tile) and
+    inline device functions of sibling modules: a change there must not reuse a stale kernel
+    (one whose shared arrays no longer match the block size the launch takes)."""
+    h = hashlib.sha256()
+    for path in sorted(folder.glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+SOURCES = _sources_hash()
+
+
+@functools.cache
+def _cache_class():
+    from numba.cuda.dispatcher import CUDACache
+
+    class _Cache(CUDACache):
+        """numba's CUDA kernel cache with :data:`SOURCES` in the index key (as
+        ``cpu/_numba.py`` adds its toolchain's hash)."""
+
+        def _index_key(self, sig, codegen):
+            return (*super()._index_key(sig, codegen), SOURCES)
+
+    return _Cache
+
 
 if SIMULATOR:
     from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
@@ -90,6 +122,8 @@ class Kernel:
         self.signatures = [_parse(s) for s in signatures]
         # the simulator runs the Python function itself: nothing to cache
         self.dispatcher = cuda.jit(fn) if SIMULATOR else cuda.jit(fn, cache=True)
+        if not SIMULATOR:
+            self.dispatcher._cache = _cache_class()(fn)  # what enable_caching does, keyed
         REGISTRY[self.name] = (fn, self.signatures)
 
     def __getitem__(self, launch):

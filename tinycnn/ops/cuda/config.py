@@ -5,12 +5,12 @@ limiting occupancy through registers; the GEMM tile (64 x 64 outputs, 16-deep K 
 16 x 16 threads computing 4 x 4 outputs each) needs 8.1 KiB (float32) / 16.1 KiB (float64) of
 shared memory per block, so several blocks fit on every SM.
 
-On a GPU the kernels are compiled once and kept in numba's on-disk cache (``cache=True``), which
-tells a stale entry only by the kernel's own source file: a value below is frozen into each
-kernel that reads it (the shared-memory tree of ``REDUCE_THREADS`` doubles, the GEMM tile),
-while the launches take the new value at import.  After changing one, delete the cache files
-(``tinycnn/ops/cuda/__pycache__/*.nbi`` and ``*.nbc``), or the blocks no longer match the
-kernels' shared arrays.
+On a GPU the kernels are compiled once and kept in numba's on-disk cache (``cache=True``).  A
+value below is frozen into each kernel that reads it (the shared-memory tree of
+``REDUCE_THREADS`` doubles, the GEMM tile) while the launches take the new value at import, so
+the cache key holds a hash of this back end's sources (``_cuda.SOURCES``): after a change here
+every kernel compiles afresh instead of a stale one running with blocks its shared arrays do
+not match.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Winograd F(2x2, 3x3) (``tinycnn/ops/cpu/_winograd.py``): the forward and the input gradient
-against the float64 loop of ``test_conv.py``, float64 finite differences, im2col and torch;
+"""Winograd F(2x2, 3x3) (``tinycnn/ops/cpu/_winograd.py``): the forward, the input gradient and
+the weight gradient against the float64 loop of ``test_conv.py``, float64 finite differences,
+im2col and torch;
 odd sizes, one output pixel, every padding up to 2 (asymmetric too), whole-image blocks and
 bands of tile rows; its blocks, the algorithm choice and the refusal of shapes it cannot do."""
 
@@ -30,7 +31,18 @@ CASES = [
 def small_blocks(monkeypatch, tiles: int) -> None:
     """Blocks of at most ``tiles`` tiles, cut into bands of a single tile row if need be."""
     monkeypatch.setattr(winograd, "TILES", tiles)
+    monkeypatch.setattr(winograd, "WEIGHT_TILES", tiles)
     monkeypatch.setattr(winograd, "MIN_BAND", 1)
+
+
+def no_im2col_weight(monkeypatch) -> None:
+    """Make sure a winograd conv's weight gradient is Winograd's own."""
+    import tinycnn.ops.cpu.conv as cpu_conv
+
+    def boom(*args):
+        raise AssertionError("a winograd conv ran im2col's weight gradient")
+
+    monkeypatch.setattr(cpu_conv, "im2col_backward_weight", boom)
 
 
 def _apply(x, w, b, pads, algorithm="winograd"):
@@ -56,9 +68,11 @@ def test_forward_and_gradients_match_loop_and_im2col(case, tiles, monkeypatch):
     x, w, b = rand(rng, n, c, h, w_), rand(rng, co, c, 3, 3), rand(rng, co)
     ref = reference_conv2d(x, w, b, pads=pads)
     g = rand(rng, *ref.shape)
+    theirs = _grads(x, w, b, pads, "im2col", g)
+    no_im2col_weight(monkeypatch)
     ours = _grads(x, w, b, pads, "winograd", g)
     np.testing.assert_allclose(ours[0], ref, rtol=1e-12, atol=1e-12)
-    for a, e in zip(ours[1:], _grads(x, w, b, pads, "im2col", g)[1:]):
+    for a, e in zip(ours[1:], theirs[1:]):
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
     out32 = _apply(*(tc.tensor(a.astype(np.float32)) for a in (x, w, b)), pads)
     assert out32.dtype == np.float32
@@ -68,6 +82,7 @@ def test_forward_and_gradients_match_loop_and_im2col(case, tiles, monkeypatch):
 @pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[5]])
 def test_gradcheck_float64(case, monkeypatch):
     small_blocks(monkeypatch, 12)
+    no_im2col_weight(monkeypatch)
     n, c, h, w_, co, pads = case
     rng = np.random.default_rng(1)
     arrays = (rand(rng, n, c, h, w_), rand(rng, co, c, 3, 3), rand(rng, co))
@@ -97,9 +112,13 @@ def test_float32_matches_torch(padding):
     )
 
 
-def test_one_and_two_threads_agree_bit_for_bit(monkeypatch):
-    """Each output element is the work of the one thread that owns its block."""
-    small_blocks(monkeypatch, 12)
+@pytest.mark.parametrize("tiles", [12, None])  # 12: 25 bands in 8 lanes; None: 2 blocks
+def test_one_and_two_threads_agree_bit_for_bit(tiles, monkeypatch):
+    """Each output and input-gradient element is the work of the one thread that owns its
+    block; the weight gradient's lanes are cut from the shapes, not from the thread count."""
+    if tiles:
+        small_blocks(monkeypatch, tiles)
+    no_im2col_weight(monkeypatch)
     rng = np.random.default_rng(3)
     x, w, b = rand(rng, 5, 8, 9, 7), rand(rng, 8, 8, 3, 3), rand(rng, 8)
     g = rand(rng, 5, 8, 9, 7)
@@ -113,6 +132,38 @@ def test_one_and_two_threads_agree_bit_for_bit(monkeypatch):
         numba.set_num_threads(before)
     for a, c in zip(one, two):
         np.testing.assert_array_equal(a, c)
+
+
+@needs_torch
+@pytest.mark.parametrize("tiles", [None, 40])  # 40: bands of tile rows
+@pytest.mark.parametrize(
+    "hw, pads",
+    [
+        ((15, 13), (0, 0, 0, 0)),  # odd output sizes (13 x 11)
+        ((16, 14), (1, 1, 1, 1)),
+        ((13, 11), (2, 2, 2, 2)),  # odd output sizes (15 x 13)
+        ((14, 12), (0, 1, 2, 1)),  # asymmetric
+    ],
+)
+def test_weight_gradient_float32_matches_torch(hw, pads, tiles, monkeypatch):
+    """The weight gradient sums over every tile of the batch: float32 against torch on a
+    layer of a real net's width."""
+    if tiles:
+        small_blocks(monkeypatch, tiles)
+    no_im2col_weight(monkeypatch)
+    rng = np.random.default_rng(5)
+    x = rand(rng, 3, 64, *hw, dtype=np.float32)
+    w = rand(rng, 40, 64, 3, 3, dtype=np.float32) * 0.1
+    b = rand(rng, 40, dtype=np.float32)
+    pt, pb, pl, pr = pads
+    check_op(
+        lambda x, w, b: _apply(x, w, b, pads),
+        lambda x, w, b: TF.conv2d(TF.pad(x, (pl, pr, pt, pb)), w, b),
+        [x, w, b],
+        requires_grad=[False, True, True],
+        atol=2e-4,
+        rtol=1e-4,
+    )
 
 
 def test_blocks_cover_every_tile_once():

@@ -7,8 +7,8 @@ Three algorithms, all over the kernels of ``tinycnn/ops/<device>/conv.py``:
 ``direct``   depthwise, grouped and few-channel convolutions: tiny GEMMs waste BLAS, and a
              direct loop over padded planes in cache beats writing a column matrix to memory.
 ``winograd`` 3x3, stride 1, one group, wide enough for im2col (CPU only): Winograd F(2x2, 3x3),
-             16 GEMMs with 2.25x fewer multiply-adds than im2col's one, for the forward and
-             the input gradient; the weight gradient is im2col's.
+             16 GEMMs with 2.25x fewer multiply-adds than im2col's one, for the forward, the
+             input gradient and the weight gradient.
 ``im2col``   everything else: column matrices, then GEMMs for the forward, the weight gradient
              and the input gradient.  How the columns are cut (per thread tiles that stay in
              cache on the CPU, batch chunks on a GPU) is the kernels' business.
@@ -35,7 +35,7 @@ ALGORITHMS = ("gemm1x1", "direct", "winograd", "im2col")
 # the kernels of each algorithm but gemm1x1: forward, input gradient, weight gradient
 KERNELS = {
     "direct": ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"),
-    "winograd": ("winograd_forward", "winograd_backward_input", "im2col_backward_weight"),
+    "winograd": ("winograd_forward", "winograd_backward_input", "winograd_backward_weight"),
     "im2col": ("im2col_forward", "im2col_backward_input", "im2col_backward_weight"),
 }
 

@@ -65,3 +65,17 @@ def test_threads_give_the_same_result_and_blas_threads_are_restored(monkeypatch)
             numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     np.testing.assert_allclose(results[0], results[1], rtol=1e-13)
     assert [lib.get_num_threads() for lib in _blas._controllers()] == before
+
+
+def test_gemms_with_inf_and_nan_give_them_without_numpy_warnings():
+    """As in every Numba kernel: Inf * 0 is NaN in the result, and BLAS' calls do not add
+    ``RuntimeWarning: invalid value encountered in matmul`` to it."""
+    import warnings
+
+    a = np.ones((128, 64), np.float32)
+    a[3, 5] = np.inf
+    b = np.zeros((64, 96), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = _blas.matmul(a, b)
+    assert np.isnan(out[3]).all() and (np.delete(out, 3, axis=0) == 0).all()

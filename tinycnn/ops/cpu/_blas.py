@@ -119,15 +119,23 @@ def parallel(fn, parts: list) -> None:
     with _SingleThreadedBlas():
         if len(parts) <= 1:
             for part in parts:
-                fn(part)
+                _quiet(fn, part)
             return
         pool = _workers(threads - 1)
-        pending = [pool.submit(fn, part) for part in parts[1:]]
+        pending = [pool.submit(_quiet, fn, part) for part in parts[1:]]
         try:
-            fn(parts[0])
+            _quiet(fn, part=parts[0])
         finally:
             for p in pending:
                 p.result()
+
+
+def _quiet(fn, part) -> None:
+    """``fn(part)`` with NumPy's floating-point warnings off (they are per thread): an Inf or
+    NaN in the data gives Inf or NaN in a GEMM as in every Numba kernel, with no
+    ``RuntimeWarning: invalid value encountered in matmul`` from BLAS' calls alone."""
+    with np.errstate(all="ignore"):
+        fn(part)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -228,3 +228,39 @@ def test_input_gradient_skipped_when_not_required(monkeypatch):
     np.testing.assert_allclose(
         out.numpy(), reference_conv2d(x.numpy(), w.numpy(), None, pads=(1,) * 4), atol=1e-12
     )
+
+
+@pytest.mark.parametrize("where", ["x", "w", "g"])
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_values_that_are_not_finite_give_im2col_results(where, value, monkeypatch):
+    """The transforms mix a tile's 16 values: an Inf would become NaN in outputs whose
+    receptive field does not hold it.  Such calls are handed to im2col, whose result they equal
+    exactly, NaN for NaN, in the forward and both gradients."""
+    small_blocks(monkeypatch, 12)
+    rng = np.random.default_rng(5)
+    x, w, b = rand(rng, 2, 3, 7, 8), rand(rng, 4, 3, 3, 3), rand(rng, 4)
+    g = rand(rng, 2, 4, 7, 8)
+    {"x": x, "w": w, "g": g}[where][(0, 1, 3, 5) if where != "w" else (1, 2, 0, 2)] = value
+    ours = _grads(x, w, b, (1, 1, 1, 1), "winograd", g)
+    theirs = _grads(x, w, b, (1, 1, 1, 1), "im2col", g)
+    assert not all(np.isfinite(a).all() for a in ours)
+    for a, e in zip(ours, theirs):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)  # NaN where NaN, Inf where Inf
+
+
+def test_weight_gradient_by_winograd_where_it_pays(monkeypatch):
+    """The automatic choice computes the weight gradient by Winograd for many channels or
+    little waste, by im2col for 64 channels at 16x16 (where Winograd's measured 6 % slower)."""
+    import tinycnn.ops.cpu.conv as cpu_conv
+
+    calls = []
+    for name in ("winograd_backward_weight", "im2col_backward_weight"):
+        real = getattr(cpu_conv, name)
+        monkeypatch.setattr(cpu_conv, name, lambda *a, n=name, f=real: calls.append(n) or f(*a))
+    rng = np.random.default_rng(6)
+    for c, hw, kernel in ((64, 16, "im2col"), (128, 16, "winograd"), (64, 40, "winograd")):
+        x = tc.tensor(rand(rng, 1, c, hw, hw, dtype=np.float32))
+        w = tc.tensor(rand(rng, 48, c, 3, 3, dtype=np.float32), requires_grad=True)
+        tc.functional.conv2d(x, w, padding=1).sum().backward()
+        assert calls.pop() == kernel + "_backward_weight"
+        assert conv_op.winograd_weight_gradient(c, hw, hw) == (kernel == "winograd")

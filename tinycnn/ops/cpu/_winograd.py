@@ -153,6 +153,16 @@ def _load_phases(x, n0, nb, r0, ph, pw, P):
 
 
 @njit
+def _finite(a, limit):
+    """Whether every value of the 1-d ``a`` is finite: ``|v| <= limit`` (the dtype's largest
+    value) is false for NaN and +-Inf, and no fastmath flag of ours folds a comparison away."""
+    bad = 0
+    for t in range(a.shape[0]):
+        bad += not (abs(a[t]) <= limit)
+    return bad == 0
+
+
+@njit
 def _diff(out, a, b, n):
     for t in range(n):
         out[t] = a[t] - b[t]
@@ -249,15 +259,21 @@ def _output_transform(M, bias, n0, nb, ty0, nty, ncx, chunk, S, out):
                         _store_rows(S[4], S[5], S[6], S[7], src, bo, dst, row + u_ow, full, odd)
 
 
-def _correlate(x, U, bias, ph, pw, out) -> None:
+def _correlate(x, U, bias, ph, pw, out) -> bool:
     """``out = bias + sum_c x[:, c] (*) kernel[:, c]``, 3x3, stride 1, top/left padding
     ``ph``/``pw`` (the bottom/right padding follows from ``out``'s shape), with the kernel
-    already transformed (``U``)."""
+    already transformed (``U``).  Returns False, with ``out`` unfinished, when ``x`` or the
+    kernel holds a value that is not finite."""
     N, C = x.shape[:2]
     O, (OH, OW) = out.shape[1], out.shape[2:]
     ncx, work = blocks(N, OH, OW, numba.get_num_threads())
     if not work:
-        return
+        return True
+    big = np.finfo(x.dtype).max.astype(x.dtype)
+    kernel = U if U.flags.c_contiguous else U.transpose(0, 2, 1)  # the input gradient's: a view
+    if not _finite(kernel.reshape(-1), big):
+        return False
+    infinite = []  # a block that read a value that is not finite: the call is handed over
 
     def run(part):
         from . import workspace
@@ -277,6 +293,9 @@ def _correlate(x, U, bias, ph, pw, out) -> None:
             chunk = max(1, PASS // T)
             P = buf["p"][: 4 * C * T].reshape(4, C, nb, nty + 1, ncx)
             _load_phases(x, n0, nb, 2 * ty0, ph, pw, P)
+            if infinite or not _finite(P.reshape(-1), big):
+                infinite.append(n0)
+                return
             V = buf["v"][: 16 * C * T].reshape(16, C * T)
             _input_transform(P.reshape(4, C * T), C, ncx, chunk, buf["r"], V)
             M = buf["m"][: 16 * O * T].reshape(16, O * T)
@@ -284,6 +303,7 @@ def _correlate(x, U, bias, ph, pw, out) -> None:
             _output_transform(M, bias, n0, nb, ty0, nty, ncx, chunk, buf["s"], out)
 
     blas.parallel(run, blas.split(work, numba.get_num_threads()))
+    return not infinite
 
 
 def _transformed(w, flip):
@@ -294,17 +314,29 @@ def _transformed(w, flip):
     return U
 
 
+# Where an input holds a value that is not finite, the three kernels hand the call to im2col's:
+# the transforms mix the 16 values of a tile (and the dropped tiles read neighbouring data), so
+# an Inf would turn into NaN in outputs whose receptive field does not hold it.  The check is a
+# pass over the phase planes while they are in cache (and over the transformed kernel).
+
+
 def winograd_forward(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out) -> None:
     """``out = conv2d(x, w) + bias`` for a 3x3 kernel, stride 1, no dilation, one group (the
     other kernels' arguments; ``ops/conv.py`` calls it only there)."""
-    _correlate(x, _transformed(w, False), bias, ph, pw, out)
+    if not _correlate(x, _transformed(w, False), bias, ph, pw, out):
+        from .conv import im2col_forward
+
+        im2col_forward(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out)
 
 
 def winograd_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx) -> None:
     """``dx`` of :func:`winograd_forward`: ``g`` correlated with the flipped kernel, its
     channels swapped (``U^T``), padded by ``2 - p`` (needs padding <= 2 on every side)."""
     U = _transformed(w, True).transpose(0, 2, 1)
-    _correlate(g, U, np.zeros(dx.shape[1], dtype=g.dtype), 2 - ph, 2 - pw, dx)
+    if not _correlate(g, U, np.zeros(dx.shape[1], dtype=g.dtype), 2 - ph, 2 - pw, dx):
+        from .conv import im2col_backward_input
+
+        im2col_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx)
 
 
 @njit
@@ -446,10 +478,13 @@ def winograd_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out) -> No
                 T = nb * (nty + 1) * ncx
                 P = buf["p"][: 4 * C * T].reshape(4, C, nb, nty + 1, ncx)
                 _load_phases(x, n0, nb, 2 * ty0, ph, pw, P)
-                V = buf["v"][: 16 * C * T].reshape(16, C * T)
-                _input_transform(P.reshape(4, C * T), C, ncx, max(1, PASS // T), buf["r"], V)
                 Q = buf["q"][: 4 * O * T].reshape(4, O * T)
                 _load_grad_phases(g, n0, nb, ty0, nty, ncx, Q)
+                if infinite or not (_finite(P.reshape(-1), big) and _finite(Q.reshape(-1), big)):
+                    infinite.append(n0)
+                    return
+                V = buf["v"][: 16 * C * T].reshape(16, C * T)
+                _input_transform(P.reshape(4, C * T), C, ncx, max(1, PASS // T), buf["r"], V)
                 Z = buf["z"][: 16 * O * T].reshape(16, O * T)
                 _grad_transform(Q, Z, one)
                 dst = lanes[lane] if step == 0 else buf["du"]
@@ -458,5 +493,11 @@ def winograd_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out) -> No
                 if step:
                     lanes[lane] += dst
 
+    infinite, big = [], np.finfo(x.dtype).max.astype(x.dtype)
     blas.parallel(run, blas.split(list(range(len(runs))), numba.get_num_threads()))
+    if infinite:
+        from .conv import im2col_backward_weight
+
+        im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out)
+        return
     _weight_untransform(lanes, x.dtype.type(0.5), dw_out)

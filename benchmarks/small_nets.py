@@ -2,6 +2,7 @@
 
     python -m benchmarks.small_nets                       # every net, batch 128, 2 threads
     python -m benchmarks.small_nets --nets mnist_cnn --batch 64 --repeat 30
+    python -m benchmarks.small_nets --winograd-ab       # + tinycnn without Winograd, alternating
 
 Each net is written once, as a list of layers, and built in both libraries with the same
 initial weights (tinycnn's, copied into torch); before timing, one forward pass in inference
@@ -154,12 +155,33 @@ def steps(name: str, batch: int, seed: int = 0):
     return ours_step, torch_step, diff
 
 
+def _winograd(step, on: bool):
+    """``step`` with tinycnn's automatic conv choice allowed to take Winograd, or not."""
+    import tinycnn.ops.conv as conv
+
+    waste = conv.WINOGRAD_WASTE
+
+    def run():
+        conv.WINOGRAD_WASTE = waste if on else 0.0  # no tile grid wastes 0: never Winograd
+        try:
+            return step()
+        finally:
+            conv.WINOGRAD_WASTE = waste
+
+    return run
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nets", default=",".join(NETS), help="comma list of " + ", ".join(NETS))
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=15, help="timed steps of each")
+    parser.add_argument(
+        "--winograd-ab",
+        action="store_true",
+        help="also time tinycnn with its convolutions kept off Winograd (im2col), alternating",
+    )
     args = parser.parse_args(argv)
     import numba
     import torch
@@ -174,16 +196,27 @@ def main(argv=None) -> int:
         f"batch {args.batch}, float32, {args.threads} threads, SGD momentum 0.9; "
         f"median ms per step of {args.repeat}, alternating in blocks"
     )
-    print(f"{'net':<10} {'tinycnn':>9} {'torch':>9} {'ratio':>6}  first step  max |out diff|")
+    extra = f" {'no Winograd':>11} {'ratio':>6}" if args.winograd_ab else ""
+    print(
+        f"{'net':<10} {'tinycnn':>9} {'torch':>9} {'ratio':>6}  first step  max |out diff|{extra}"
+    )
     for name in names:
         ours, theirs, diff = steps(name, args.batch)
         t0 = time.perf_counter()
         ours()  # compiles the kernels, or loads them from Numba's cache
         first = time.perf_counter() - t0
         theirs()
-        times = _interleaved([timed(ours), timed(theirs)], args.repeat, warmup=1)
+        runners = [timed(_winograd(ours, True)), timed(theirs)]
+        if args.winograd_ab:
+            _winograd(ours, False)()
+            runners.append(timed(_winograd(ours, False)))
+        times = _interleaved(runners, args.repeat, warmup=1)
         a, b = statistics.median(times[0]), statistics.median(times[1])
-        print(f"{name:<10} {a * 1e3:9.2f} {b * 1e3:9.2f} {a / b:6.2f}  {first:8.2f} s  {diff:.1e}")
+        line = f"{name:<10} {a * 1e3:9.2f} {b * 1e3:9.2f} {a / b:6.2f}  {first:8.2f} s  {diff:.1e}"
+        if args.winograd_ab:
+            c = statistics.median(times[2])
+            line += f"       {c * 1e3:9.2f} {c / b:6.2f}"
+        print(line)
         sys.stdout.flush()
     return 0
 

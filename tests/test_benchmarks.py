@@ -54,3 +54,24 @@ def test_small_nets_benchmark_builds_the_same_nets_and_times_them(capsys):
     assert small_nets.main(["--nets", "cifar_bn", "--batch", "4", "--repeat", "2"]) == 0
     row = capsys.readouterr().out.splitlines()[-1].split()
     assert row[0] == "cifar_bn" and float(row[3]) > 0
+
+
+def test_small_nets_winograd_ab_keeps_the_choice_off_winograd_for_its_runs(capsys, monkeypatch):
+    import tinycnn.ops.conv as conv
+    from benchmarks import small_nets
+
+    chosen = []
+    choose = conv.choose_algorithm
+    monkeypatch.setattr(
+        conv, "choose_algorithm", lambda *a: chosen.append(choose(*a)) or chosen[-1]
+    )
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", 1)  # the tiny test nets' layers qualify
+    monkeypatch.setattr(conv, "WINOGRAD_WASTE", 10.0)
+    assert (
+        small_nets.main(["--nets", "cifar_bn", "--batch", "2", "--repeat", "2", "--winograd-ab"])
+        == 0
+    )
+    row = capsys.readouterr().out.splitlines()[-1].split()
+    assert row[0] == "cifar_bn" and float(row[-1]) > 0 and len(row) == 9
+    assert "winograd" in chosen and chosen.count("im2col") > 0
+    assert conv.WINOGRAD_WASTE == 10.0  # restored

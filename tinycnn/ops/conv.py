@@ -8,7 +8,8 @@ Three algorithms, all over the kernels of ``tinycnn/ops/<device>/conv.py``:
              direct loop over padded planes in cache beats writing a column matrix to memory.
 ``winograd`` 3x3, stride 1, one group, wide enough for im2col (CPU only): Winograd F(2x2, 3x3),
              16 GEMMs with 2.25x fewer multiply-adds than im2col's one, for the forward, the
-             input gradient and the weight gradient.
+             input gradient and (where that pays, :func:`winograd_weight_gradient`; im2col's
+             otherwise) the weight gradient.
 ``im2col``   everything else: column matrices, then GEMMs for the forward, the weight gradient
              and the input gradient.  How the columns are cut (per thread tiles that stay in
              cache on the CPU, batch chunks on a GPU) is the kernels' business.

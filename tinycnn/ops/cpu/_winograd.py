@@ -30,7 +30,8 @@ not depend on the thread count.
 The weight gradient runs the forward backwards: with ``Z = A gY A^T`` (the 4x4 expansion of a
 tile's 2x2 upstream gradient ``gY``), ``dU[k] = sum over tiles of Z[k] V[k]^T``, 16 GEMMs
 ``(C_out, tiles) @ (tiles, C_in)`` per block, and ``dw = G^T dU G``.  Dropped tiles and the
-outputs past an odd edge get ``gY = 0``, so they add nothing.
+outputs past an odd edge get ``gY = 0``, so they add nothing.  (``ops/conv.py`` runs im2col's
+weight gradient instead where this one measured slower: few channels, many dropped tiles.)
 """
 
 from __future__ import annotations

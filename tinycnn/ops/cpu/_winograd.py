@@ -24,8 +24,8 @@ unbroken (27 % more GEMM columns at 16x16 outputs, 13 % at 32x32).
 
 The input gradient of a stride-1 3x3 convolution is the same correlation of the upstream
 gradient with the flipped, transposed kernel, padded by ``2 - p``: it runs through the same
-code.  Every output element is written by the one thread that owns its tile, so the result does
-not depend on the thread count.
+code.  Every output element is written by the one thread that owns its tile, and the blocks are
+cut from the shapes alone, so the result does not depend on the thread count.
 
 The weight gradient runs the forward backwards: with ``Z = A gY A^T`` (the 4x4 expansion of a
 tile's 2x2 upstream gradient ``gY``), ``dU[k] = sum over tiles of Z[k] V[k]^T``, 16 GEMMs
@@ -57,10 +57,11 @@ PASS = 4096
 WEIGHT_LANES = 8
 LANE_BYTES = 16 << 20
 # tiles per block of the weight gradient: its GEMMs reduce over the tiles, and fewer, larger
-# blocks add fewer partials (measured 10-20 % faster than TILES from 64 to 256 channels) ...
+# blocks add fewer partials (measured 10-20 % faster than TILES from 64 to 256 channels)
 WEIGHT_TILES = 1024
-# ... and at least this many blocks when there are images enough (two threads)
-WEIGHT_PARTS = 2
+# at least this many blocks when there are images enough (two threads).  A constant, not the
+# thread count: the blocks set the GEMMs' shapes, and BLAS' float32 sums depend on them
+PARTS = 2
 UINT = np.uint64  # unsigned loop offsets: no negative-index wrap-around, so the loops vectorise
 
 
@@ -267,7 +268,7 @@ def _correlate(x, U, bias, ph, pw, out) -> bool:
     kernel holds a value that is not finite."""
     N, C = x.shape[:2]
     O, (OH, OW) = out.shape[1], out.shape[2:]
-    ncx, work = blocks(N, OH, OW, numba.get_num_threads())
+    ncx, work = blocks(N, OH, OW, PARTS)
     if not work:
         return True
     big = np.finfo(x.dtype).max.astype(x.dtype)
@@ -455,7 +456,7 @@ def winograd_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out) -> No
     weight_bytes = 16 * O * C * x.itemsize
     nlanes = max(2, min(WEIGHT_LANES, LANE_BYTES // weight_bytes))
     # blocks and lanes follow the shapes only, never the thread count: the sums must not change
-    ncx, work = blocks(N, OH, OW, WEIGHT_PARTS, WEIGHT_TILES)
+    ncx, work = blocks(N, OH, OW, PARTS, WEIGHT_TILES)
     if not work:
         dw_out[...] = 0.0
         return

@@ -1,6 +1,6 @@
 """2-d convolution: validation, the choice of algorithm, forward and backward (the chain rule).
 
-Three algorithms, all over the kernels of ``tinycnn/ops/<device>/conv.py``:
+Four algorithms, all over the kernels of ``tinycnn/ops/<device>/conv.py``:
 
 ``gemm1x1``  1x1, stride 1, no padding: the input already *is* the column matrix, so the
              forward is one batched GEMM straight into NCHW and needs no im2col at all.

@@ -10,8 +10,8 @@ A 2x2 block of outputs depends on a 4x4 block of the padded input ``d``.  With
 
 (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).  Summed over the
 input channels, each of the 16 positions ``k`` of the 4x4 block is a GEMM
-``M[k] = U[k] @ V[k]``, ``(C_out, C_in) @ (C_in, tiles)``: 16 * 2 * C_out * C_in
-multiply-adds per 2x2 outputs instead of 4 * 9 * 2 * C_out * C_in, 2.25x fewer.  The
+``M[k] = U[k] @ V[k]``, ``(C_out, C_in) @ (C_in, tiles)``: 16 * C_out * C_in
+multiply-adds per 2x2 outputs instead of 4 * 9 * C_out * C_in, 2.25x fewer.  The
 transforms only add and subtract (G halves), so float32 results stay as close to the exact
 sum as the im2col GEMM's (``tests/test_conv.py`` compares both with a float64 loop).
 

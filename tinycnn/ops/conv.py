@@ -79,7 +79,7 @@ def choose_algorithm(
     ):
         oh = x_shape[2] + padding[0] + padding[1] - 2
         ow = x_shape[3] + padding[2] + padding[3] - 2
-        if oh * ow and winograd_waste(oh, ow) <= WINOGRAD_WASTE:
+        if oh > 0 and ow > 0 and winograd_waste(oh, ow) <= WINOGRAD_WASTE:
             return "winograd"
     return "im2col"
 

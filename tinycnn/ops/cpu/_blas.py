@@ -124,7 +124,7 @@ def parallel(fn, parts: list) -> None:
         pool = _workers(threads - 1)
         pending = [pool.submit(_quiet, fn, part) for part in parts[1:]]
         try:
-            _quiet(fn, part=parts[0])
+            _quiet(fn, parts[0])
         finally:
             for p in pending:
                 p.result()

@@ -282,13 +282,13 @@ def _correlate(x, U, bias, ph, pw, out) -> bool:
 
         T = max(nb * (nty + 1) for _, nb, _, nty in part) * ncx
         chunk = max(1, PASS // T)  # channels per transform pass
-        run = (chunk + 1) * T
+        span = (chunk + 1) * T  # one pass of the transforms
         buf = {
             "p": workspace.get("conv.wino_p", (4 * C * T,), x.dtype),
             "v": workspace.get("conv.wino_v", (16 * C * T,), x.dtype),
             "m": workspace.get("conv.wino_m", (16 * O * T,), x.dtype),
-            "r": workspace.get("conv.wino_r", (8, run), x.dtype),
-            "s": workspace.get("conv.wino_s", (8, run), x.dtype),
+            "r": workspace.get("conv.wino_r", (8, span), x.dtype),
+            "s": workspace.get("conv.wino_s", (8, span), x.dtype),
         }
         for n0, nb, ty0, nty in part:
             T = nb * (nty + 1) * ncx

@@ -1,8 +1,8 @@
-"""Winograd F(2x2, 3x3) (``tinycnn/ops/cpu/_winograd.py``): the forward, the input gradient and
-the weight gradient against the float64 loop of ``test_conv.py``, float64 finite differences,
-im2col and torch;
-odd sizes, one output pixel, every padding up to 2 (asymmetric too), whole-image blocks and
-bands of tile rows; its blocks, the algorithm choice and the refusal of shapes it cannot do."""
+"""Winograd F(2x2, 3x3) (``tinycnn/ops/cpu/_winograd.py``, ``_winograd_weight.py``): the
+forward, the input gradient and the weight gradient against the float64 loop of
+``test_conv.py``, float64 finite differences, im2col and torch; odd sizes, one output pixel,
+every padding up to 2 (asymmetric too), whole-image blocks and bands of tile rows; its blocks,
+the algorithm choice and the refusal of shapes it cannot do."""
 
 import numba
 import numpy as np
@@ -11,6 +11,7 @@ import pytest
 import tinycnn as tc
 import tinycnn.ops.conv as conv_op
 import tinycnn.ops.cpu._winograd as winograd
+import tinycnn.ops.cpu._winograd_weight as winograd_weight
 from tinycnn.ops.conv import Conv2d
 from tinycnn.testing import gradcheck
 
@@ -31,7 +32,7 @@ CASES = [
 def small_blocks(monkeypatch, tiles: int) -> None:
     """Blocks of at most ``tiles`` tiles, cut into bands of a single tile row if need be."""
     monkeypatch.setattr(winograd, "TILES", tiles)
-    monkeypatch.setattr(winograd, "WEIGHT_TILES", tiles)
+    monkeypatch.setattr(winograd_weight, "WEIGHT_TILES", tiles)
     monkeypatch.setattr(winograd, "MIN_BAND", 1)
 
 

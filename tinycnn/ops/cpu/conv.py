@@ -6,9 +6,9 @@ Three families, chosen per call by ``tinycnn/ops/conv.py``:
   slab of output rows of a large one), a thread writes the tile's receptive fields into a
   column matrix ``(C*kH*kW, pixels)`` and multiplies it with single-threaded BLAS while it is in
   its cache (below).
-* **Winograd F(2x2, 3x3)** (``winograd_forward``, ``winograd_backward_input``,
-  ``winograd_backward_weight``, in ``_winograd.py``) for wide 3x3 stride-1 convolutions: 16
-  GEMMs with 2.25x fewer multiply-adds than im2col's one.
+* **Winograd F(2x2, 3x3)** (``winograd_forward``, ``winograd_backward_input`` in
+  ``_winograd.py``, ``winograd_backward_weight`` in ``_winograd_weight.py``) for wide 3x3
+  stride-1 convolutions: 16 GEMMs with 2.25x fewer multiply-adds than im2col's one.
 * **direct** loops (``conv2d_forward``, ``conv2d_backward_input``, ``conv2d_backward_weight``)
   for depthwise, grouped and few-channel convolutions, where GEMMs would be tiny.  A task copies
   its input planes into a zero-padded scratch buffer (L1/L2) once, so inner loops have no bounds
@@ -30,11 +30,8 @@ import numpy as np
 
 from . import _blas as blas
 from ._numba import njit, prange
-from ._winograd import (  # noqa: F401 - kernels of conv
-    winograd_backward_input,
-    winograd_backward_weight,
-    winograd_forward,
-)
+from ._winograd import winograd_backward_input, winograd_forward  # noqa: F401 - kernels of conv
+from ._winograd_weight import winograd_backward_weight  # noqa: F401 - a kernel of conv
 
 
 # --------------------------------------------------------------------------------- helpers

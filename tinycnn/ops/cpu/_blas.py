@@ -108,6 +108,20 @@ def split(items: list, parts: int) -> list[list]:
     return [items[k * len(items) // parts : (k + 1) * len(items) // parts] for k in range(parts)]
 
 
+# Partial sums that must not depend on the thread count (the weight gradients): the work is cut
+# into at most LANES runs of consecutive items, each summed into its own partial, the partials
+# then added in order.  Fewer lanes for large partials (at least 2, for two threads), so that
+# each stays within LANE_BYTES.
+LANES = 8
+LANE_BYTES = 16 << 20
+
+
+def lanes(items: list, partial_bytes: int) -> list[list]:
+    """``items`` cut into the runs (lanes) of partial sums of ``partial_bytes`` each: a cut
+    that follows the shapes alone, never the thread count."""
+    return split(items, max(2, min(LANES, LANE_BYTES // max(partial_bytes, 1))))
+
+
 def parallel(fn, parts: list) -> None:
     """``fn(part)`` for every part, side by side: the first on the calling thread, the others
     on tinycnn's workers, every BLAS call inside single-threaded.  For kernels that pair Numba

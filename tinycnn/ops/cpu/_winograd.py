@@ -53,10 +53,10 @@ PARTS = 2
 UINT = np.uint64  # unsigned loop offsets: no negative-index wrap-around, so the loops vectorise
 
 
-def blocks(n, oh, ow, parts=1, tiles=None) -> tuple[int, list[tuple[int, int, int, int]]]:
+def blocks(n, oh, ow, parts=PARTS, tiles=None) -> tuple[int, list[tuple[int, int, int, int]]]:
     """``(ncx, blocks)``: the tile grid's width and its blocks ``(n0, nb, ty0, nty)`` -- tile
     rows ``ty0 .. ty0+nty`` of images ``n0 .. n0+nb`` (``nb == 1`` when an image is cut into
-    bands), at least ``parts`` of them when there are images enough (one per thread)."""
+    bands), at least ``parts`` of them when there are images enough."""
     tiles = tiles or TILES
     th, tw = (oh + 1) // 2, (ow + 1) // 2
     ncx = tw + 1
@@ -150,6 +150,11 @@ def _finite(a, limit):
     for t in range(a.shape[0]):
         bad += not (abs(a[t]) <= limit)
     return bad == 0
+
+
+def finite(a) -> bool:
+    """Whether every value of the array ``a`` (contiguous) is finite."""
+    return _finite(a.reshape(-1), np.finfo(a.dtype).max.astype(a.dtype))
 
 
 @njit
@@ -249,59 +254,70 @@ def _output_transform(M, bias, n0, nb, ty0, nty, ncx, chunk, S, out):
                         _store_rows(S[4], S[5], S[6], S[7], src, bo, dst, row + u_ow, full, odd)
 
 
-def _correlate(x, U, bias, ph, pw, out) -> bool:
+def input_buffers(C, T, dtype) -> dict:
+    """This thread's workspace for :func:`input_tiles` of blocks of at most ``T`` grid tiles
+    of ``C`` channels (``"r"``: rows of one transform pass, also for other transforms)."""
+    from . import workspace
+
+    span = (max(1, PASS // T) + 1) * T
+    return {
+        "p": workspace.get("conv.wino_p", (4 * C * T,), dtype),
+        "v": workspace.get("conv.wino_v", (16 * C * T,), dtype),
+        "r": workspace.get("conv.wino_r", (8, span), dtype),
+    }
+
+
+def input_tiles(x, block, ncx, ph, pw, buf):
+    """The block's input transform ``V``, ``(16, C * T)`` (``T`` grid tiles of each channel),
+    in ``buf`` (:func:`input_buffers`); None when the block reads a value that is not finite."""
+    n0, nb, ty0, nty = block
+    C, T = x.shape[1], nb * (nty + 1) * ncx
+    P = buf["p"][: 4 * C * T].reshape(4, C, nb, nty + 1, ncx)
+    _load_phases(x, n0, nb, 2 * ty0, ph, pw, P)
+    if not finite(P):
+        return None
+    V = buf["v"][: 16 * C * T].reshape(16, C * T)
+    _input_transform(P.reshape(4, C * T), C, ncx, max(1, PASS // T), buf["r"], V)
+    return V
+
+
+def _correlate(x, w, flip, bias, ph, pw, out) -> bool:
     """``out = bias + sum_c x[:, c] (*) kernel[:, c]``, 3x3, stride 1, top/left padding
-    ``ph``/``pw`` (the bottom/right padding follows from ``out``'s shape), with the kernel
-    already transformed (``U``).  Returns False, with ``out`` unfinished, when ``x`` or the
-    kernel holds a value that is not finite."""
+    ``ph``/``pw`` (the bottom/right padding follows from ``out``'s shape); the kernel is ``w``,
+    or with ``flip`` the input gradient's (``w`` turned by 180 degrees, its channels swapped).
+    Returns False, with ``out`` unfinished, when ``x`` or the transformed kernel holds a value
+    that is not finite."""
+    from . import workspace
+
     N, C = x.shape[:2]
     O, (OH, OW) = out.shape[1], out.shape[2:]
-    ncx, work = blocks(N, OH, OW, PARTS)
+    ncx, work = blocks(N, OH, OW)
     if not work:
         return True
-    big = np.finfo(x.dtype).max.astype(x.dtype)
-    kernel = U if U.flags.c_contiguous else U.transpose(0, 2, 1)  # the input gradient's: a view
-    if not _finite(kernel.reshape(-1), big):
+    U = workspace.get("conv.wino_u", (16, w.shape[0], w.shape[1]), w.dtype)
+    weight_transform(w, flip, w.dtype.type(0.5), U)
+    if not finite(U):
         return False
+    U = U.transpose(0, 2, 1) if flip else U  # a view
     infinite = []  # a block that read a value that is not finite: the call is handed over
 
     def run(part):
-        from . import workspace
-
         T = max(nb * (nty + 1) for _, nb, _, nty in part) * ncx
-        chunk = max(1, PASS // T)  # channels per transform pass
-        span = (chunk + 1) * T  # one pass of the transforms
-        buf = {
-            "p": workspace.get("conv.wino_p", (4 * C * T,), x.dtype),
-            "v": workspace.get("conv.wino_v", (16 * C * T,), x.dtype),
-            "m": workspace.get("conv.wino_m", (16 * O * T,), x.dtype),
-            "r": workspace.get("conv.wino_r", (8, span), x.dtype),
-            "s": workspace.get("conv.wino_s", (8, span), x.dtype),
-        }
-        for n0, nb, ty0, nty in part:
-            T = nb * (nty + 1) * ncx
-            chunk = max(1, PASS // T)
-            P = buf["p"][: 4 * C * T].reshape(4, C, nb, nty + 1, ncx)
-            _load_phases(x, n0, nb, 2 * ty0, ph, pw, P)
-            if infinite or not _finite(P.reshape(-1), big):
-                infinite.append(n0)
+        buf = input_buffers(C, T, x.dtype)
+        M = workspace.get("conv.wino_m", (16 * O * T,), x.dtype)
+        for block in part:
+            V = None if infinite else input_tiles(x, block, ncx, ph, pw, buf)
+            if V is None:
+                infinite.append(block)
                 return
-            V = buf["v"][: 16 * C * T].reshape(16, C * T)
-            _input_transform(P.reshape(4, C * T), C, ncx, chunk, buf["r"], V)
-            M = buf["m"][: 16 * O * T].reshape(16, O * T)
-            np.matmul(U, V.reshape(16, C, T), out=M.reshape(16, O, T))
-            _output_transform(M, bias, n0, nb, ty0, nty, ncx, chunk, buf["s"], out)
+            n0, nb, ty0, nty = block
+            T = nb * (nty + 1) * ncx
+            Mb = M[: 16 * O * T].reshape(16, O * T)
+            np.matmul(U, V.reshape(16, C, T), out=Mb.reshape(16, O, T))
+            _output_transform(Mb, bias, n0, nb, ty0, nty, ncx, max(1, PASS // T), buf["r"], out)
 
     blas.parallel(run, blas.split(work, numba.get_num_threads()))
     return not infinite
-
-
-def _transformed(w, flip):
-    from . import workspace
-
-    U = workspace.get("conv.wino_u", (16, w.shape[0], w.shape[1]), w.dtype)
-    weight_transform(w, flip, w.dtype.type(0.5), U)
-    return U
 
 
 # Where an input holds a value that is not finite, the three kernels hand the call to im2col's:
@@ -313,7 +329,7 @@ def _transformed(w, flip):
 def winograd_forward(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out) -> None:
     """``out = conv2d(x, w) + bias`` for a 3x3 kernel, stride 1, no dilation, one group (the
     other kernels' arguments; ``ops/conv.py`` calls it only there)."""
-    if not _correlate(x, _transformed(w, False), bias, ph, pw, out):
+    if not _correlate(x, w, False, bias, ph, pw, out):
         from .conv import im2col_forward
 
         im2col_forward(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out)
@@ -322,8 +338,7 @@ def winograd_forward(x, w, bias, sh, sw, ph, pw, dh, dw, groups, out) -> None:
 def winograd_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx) -> None:
     """``dx`` of :func:`winograd_forward`: ``g`` correlated with the flipped kernel, its
     channels swapped (``U^T``), padded by ``2 - p`` (needs padding <= 2 on every side)."""
-    U = _transformed(w, True).transpose(0, 2, 1)
-    if not _correlate(g, U, np.zeros(dx.shape[1], dtype=g.dtype), 2 - ph, 2 - pw, dx):
+    if not _correlate(g, w, True, np.zeros(dx.shape[1], dtype=g.dtype), 2 - ph, 2 - pw, dx):
         from .conv import im2col_backward_input
 
         im2col_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx)

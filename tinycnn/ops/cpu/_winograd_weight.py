@@ -18,14 +18,8 @@ import numpy as np
 
 from . import _blas as blas
 from ._numba import njit
-from ._winograd import PARTS, PASS, _finite, _input_transform, _load_phases, blocks
+from ._winograd import blocks, finite, input_buffers, input_tiles
 
-# the weight gradient's blocks go into at most WEIGHT_LANES runs of consecutive blocks, each
-# summed into its own partial dU, the partials added in order: the split does not depend on the
-# thread count, so neither does the result.  Fewer lanes for large weights (at least 2, for two
-# threads): their partials stay within LANE_BYTES (as im2col's, ``conv.py``)
-WEIGHT_LANES = 8
-LANE_BYTES = 16 << 20
 # tiles per block of the weight gradient: its GEMMs reduce over the tiles, and fewer, larger
 # blocks add fewer partials (measured 10-20 % faster than TILES from 64 to 256 channels)
 WEIGHT_TILES = 1024
@@ -142,45 +136,37 @@ def _weight_untransform(lanes, half, dw):
 
 def winograd_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out) -> None:
     """``dw_out`` of :func:`winograd_forward`: per block ``dU[k] += Z[k] @ V[k]^T``, summed
-    into at most :data:`WEIGHT_LANES` partials, the partials in order, then ``G^T dU G``."""
+    into the partials of :func:`_blas.lanes` (as im2col's), the partials in order, then
+    ``G^T dU G``."""
     from . import workspace
 
     N, C = x.shape[:2]
     O, (OH, OW) = g.shape[1], g.shape[2:]
-    weight_bytes = 16 * O * C * x.itemsize
-    nlanes = max(2, min(WEIGHT_LANES, LANE_BYTES // weight_bytes))
     # blocks and lanes follow the shapes only, never the thread count: the sums must not change
-    ncx, work = blocks(N, OH, OW, PARTS, WEIGHT_TILES)
+    ncx, work = blocks(N, OH, OW, tiles=WEIGHT_TILES)
     if not work:
         dw_out[...] = 0.0
         return
-    runs = blas.split(work, nlanes)
+    runs = blas.lanes(work, 16 * O * C * x.itemsize)  # partials of dU
     lanes = workspace.get("conv.wino_lanes", (len(runs), 16, O, C), x.dtype)
     Tmax = max(nb * (nty + 1) for _, nb, _, nty in work) * ncx
 
     def run(lane_ids):
-        chunk = max(1, PASS // Tmax)
-        buf = {
-            "p": workspace.get("conv.wino_p", (4 * C * Tmax,), x.dtype),
-            "v": workspace.get("conv.wino_v", (16 * C * Tmax,), x.dtype),
-            "r": workspace.get("conv.wino_r", (8, (chunk + 1) * Tmax), x.dtype),
-            "q": workspace.get("conv.wino_q", (4 * O * Tmax,), x.dtype),
-            "z": workspace.get("conv.wino_m", (16 * O * Tmax,), x.dtype),
-            "du": workspace.get("conv.wino_du", (16, O, C), x.dtype),
-        }
+        buf = input_buffers(C, Tmax, x.dtype)
+        buf["q"] = workspace.get("conv.wino_q", (4 * O * Tmax,), x.dtype)
+        buf["z"] = workspace.get("conv.wino_m", (16 * O * Tmax,), x.dtype)
+        buf["du"] = workspace.get("conv.wino_du", (16, O, C), x.dtype)
         one = x.dtype.type(1)
         for lane in lane_ids:
-            for step, (n0, nb, ty0, nty) in enumerate(runs[lane]):
+            for step, block in enumerate(runs[lane]):
+                n0, nb, ty0, nty = block
                 T = nb * (nty + 1) * ncx
-                P = buf["p"][: 4 * C * T].reshape(4, C, nb, nty + 1, ncx)
-                _load_phases(x, n0, nb, 2 * ty0, ph, pw, P)
                 Q = buf["q"][: 4 * O * T].reshape(4, O * T)
                 _load_grad_phases(g, n0, nb, ty0, nty, ncx, Q)
-                if infinite or not (_finite(P.reshape(-1), big) and _finite(Q.reshape(-1), big)):
-                    infinite.append(n0)
+                V = None if infinite or not finite(Q) else input_tiles(x, block, ncx, ph, pw, buf)
+                if V is None:
+                    infinite.append(block)
                     return
-                V = buf["v"][: 16 * C * T].reshape(16, C * T)
-                _input_transform(P.reshape(4, C * T), C, ncx, max(1, PASS // T), buf["r"], V)
                 Z = buf["z"][: 16 * O * T].reshape(16, O * T)
                 _grad_transform(Q, Z, one)
                 dst = lanes[lane] if step == 0 else buf["du"]
@@ -189,7 +175,7 @@ def winograd_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out) -> No
                 if step:
                     lanes[lane] += dst
 
-    infinite, big = [], np.finfo(x.dtype).max.astype(x.dtype)
+    infinite = []  # a block that read a value that is not finite: the call is handed over
     blas.parallel(run, blas.split(list(range(len(runs))), numba.get_num_threads()))
     if infinite:
         from .conv import im2col_backward_weight

@@ -201,12 +201,6 @@ SLAB_BYTES = 4 << 20
 # ... but a tile of small images takes more of them, up to SLAB_BYTES, until it has at least
 # this many columns: the GEMM of one 7x7 image (49 columns) wastes most of a BLAS kernel.
 MIN_TILE_COLS = 256
-# Partial weight gradients: the tiles are split into at most WEIGHT_LANES runs of consecutive
-# tiles, each summed into its own partial, and the partials are added in order; the split does
-# not depend on the thread count, so neither does the result.  Fewer lanes for large weights
-# (at least 2, for two threads): their partials stay within LANE_BYTES.
-WEIGHT_LANES = 8
-LANE_BYTES = 16 << 20
 UINT = np.uint64  # unsigned loop offsets (see _tile_columns)
 
 
@@ -465,16 +459,15 @@ def im2col_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx):
 
 def im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out):
     """``dw_out`` of :func:`im2col_forward`: per tile ``cols @ g^T`` (``dW^T``: up to 25 %
-    faster in OpenBLAS than ``g @ cols^T`` on these shapes), summed into
-    :data:`WEIGHT_LANES` partials, then the partials in order."""
+    faster in OpenBLAS than ``g @ cols^T`` on these shapes), summed into the partials of
+    :func:`_blas.lanes`, then the partials in order."""
     p = _Im2col(x.shape, dw_out.shape, g.shape[2:], sh, sw, ph, pw, dh, dw, groups, x.dtype)
     if not p.tiles:
         dw_out[...] = 0.0
         return
     from . import workspace
 
-    weight_bytes = dw_out.size * dw_out.itemsize
-    runs = blas.split(p.tiles, max(2, min(WEIGHT_LANES, LANE_BYTES // weight_bytes)))
+    runs = blas.lanes(p.tiles, dw_out.size * dw_out.itemsize)
     lanes = workspace.get("conv.lanes", (len(runs), *p.dw_shape), x.dtype)
 
     def run(lane_ids):

@@ -52,6 +52,24 @@ def check_args(where: str, initializers=None, regularizers_=None, constraints_=N
                 raise type(e)(f"{where}: {arg}: {e}") from None
 
 
+WEIGHT_ARGS = ("_initializer", "_regularizer", "_constraint")
+
+
+def weight_args(layer, **options) -> None:
+    """:func:`check_args` on every ``*_initializer``, ``*_regularizer`` and ``*_constraint``
+    argument, each then kept as the layer's attribute of that name (``activity_regularizer``
+    resolved, as the layer applies it itself)."""
+    by_kind = {kind: {} for kind in WEIGHT_ARGS}
+    for arg, value in options.items():
+        kind = next((k for k in WEIGHT_ARGS if arg.endswith(k)), None)
+        if kind is None:
+            raise TypeError(f"weight_args: {arg} is not an initializer, regularizer or constraint")
+        by_kind[kind][arg] = value
+    check_args(layer.where, *by_kind.values())
+    for arg, value in options.items():
+        setattr(layer, arg, regularizers.get(value) if arg == "activity_regularizer" else value)
+
+
 def spatial_text(values, padding: Any = None) -> str:
     """``S=2 P=same``, ``S=2×1``, ``S=1 P=0``: how diagrams and explain show windows."""
 

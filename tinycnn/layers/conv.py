@@ -8,12 +8,12 @@ the layer pads explicitly and convolves without padding.
 
 from __future__ import annotations
 
-from .. import activations, regularizers
+from .. import activations
 from .. import functional as F
 from ..graph.layer import Layer, check_channels
 from ..graph.shapes import check_rank, padding_arg, positive_pair, sliding_shape
 from ..tensor import Tensor
-from ._common import check_args, data_format_arg, positive_int, spatial_text
+from ._common import data_format_arg, positive_int, spatial_text, weight_args
 
 _PAD_MODES = {
     "zeros": "constant",
@@ -210,20 +210,16 @@ class Conv2D(_Conv):
             use_bias,
             padding_mode,
         )
-        check_args(
-            w,
-            {"kernel_initializer": kernel_initializer, "bias_initializer": bias_initializer},
-            {
-                "kernel_regularizer": kernel_regularizer,
-                "bias_regularizer": bias_regularizer,
-                "activity_regularizer": activity_regularizer,
-            },
-            {"kernel_constraint": kernel_constraint, "bias_constraint": bias_constraint},
+        weight_args(
+            self,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
         )
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
-        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
-        self.activity_regularizer = regularizers.get(activity_regularizer)
 
     def compute_output_shape(self, input_shape):
         c_in = self._check_input(input_shape)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import numbers
 
-from .. import activations, regularizers
+from .. import activations
 from .. import functional as F
 from ..graph.layer import Layer, check_channels
 from ..graph.shapes import check_rank, fmt_shape, padding_arg
 from ..ops.activation import clamp_max
 from ..random import as_generator
-from ._common import check_args, data_format_arg, positive_int, rate_arg
+from ._common import data_format_arg, positive_int, rate_arg, weight_args
 
 
 class Dense(Layer):
@@ -51,20 +51,16 @@ class Dense(Layer):
         self.activation = activations.get(activation)
         self.activation_name = activations.name_of(activation)
         self.use_bias = bool(use_bias)
-        check_args(
-            w,
-            {"kernel_initializer": kernel_initializer, "bias_initializer": bias_initializer},
-            {
-                "kernel_regularizer": kernel_regularizer,
-                "bias_regularizer": bias_regularizer,
-                "activity_regularizer": activity_regularizer,
-            },
-            {"kernel_constraint": kernel_constraint, "bias_constraint": bias_constraint},
+        weight_args(
+            self,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
         )
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
-        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
-        self.activity_regularizer = regularizers.get(activity_regularizer)
         self._in_features: int | None = None
 
     def compute_output_shape(self, input_shape):

@@ -7,8 +7,7 @@ grouped convolution with ``groups = C`` (Keras stores ``(kH, kW, C, depth_multip
 from __future__ import annotations
 
 from .. import functional as F
-from .. import regularizers
-from ._common import check_args, positive_int
+from ._common import positive_int, weight_args
 from .conv import _Conv
 
 
@@ -56,20 +55,16 @@ class DepthwiseConv2D(_Conv):
             use_bias,
             padding_mode,
         )
-        check_args(
-            w,
-            {"depthwise_initializer": depthwise_initializer, "bias_initializer": bias_initializer},
-            {
-                "depthwise_regularizer": depthwise_regularizer,
-                "bias_regularizer": bias_regularizer,
-                "activity_regularizer": activity_regularizer,
-            },
-            {"depthwise_constraint": depthwise_constraint, "bias_constraint": bias_constraint},
+        weight_args(
+            self,
+            depthwise_initializer=depthwise_initializer,
+            bias_initializer=bias_initializer,
+            depthwise_regularizer=depthwise_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            depthwise_constraint=depthwise_constraint,
+            bias_constraint=bias_constraint,
         )
-        self.depthwise_initializer, self.bias_initializer = depthwise_initializer, bias_initializer
-        self.depthwise_regularizer, self.bias_regularizer = depthwise_regularizer, bias_regularizer
-        self.depthwise_constraint, self.bias_constraint = depthwise_constraint, bias_constraint
-        self.activity_regularizer = regularizers.get(activity_regularizer)
 
     def compute_output_shape(self, input_shape):
         c_in = self._check_input(input_shape)
@@ -164,29 +159,22 @@ class SeparableConv2D(_Conv):
             use_bias,
             padding_mode,
         )
-        check_args(
-            w,
-            {
-                "depthwise_initializer": depthwise_initializer,
-                "pointwise_initializer": pointwise_initializer,
-                "bias_initializer": bias_initializer,
-            },
-            {
-                "depthwise_regularizer": depthwise_regularizer,
-                "pointwise_regularizer": pointwise_regularizer,
-                "bias_regularizer": bias_regularizer,
-                "activity_regularizer": activity_regularizer,
-            },
-            {
-                "depthwise_constraint": depthwise_constraint,
-                "pointwise_constraint": pointwise_constraint,
-                "bias_constraint": bias_constraint,
-            },
+        weight_args(
+            self,
+            depthwise_initializer=depthwise_initializer,
+            pointwise_initializer=pointwise_initializer,
+            bias_initializer=bias_initializer,
+            depthwise_regularizer=depthwise_regularizer,
+            pointwise_regularizer=pointwise_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            depthwise_constraint=depthwise_constraint,
+            pointwise_constraint=pointwise_constraint,
+            bias_constraint=bias_constraint,
         )
         self._inits = (depthwise_initializer, pointwise_initializer, bias_initializer)
         self._regs = (depthwise_regularizer, pointwise_regularizer, bias_regularizer)
         self._cons = (depthwise_constraint, pointwise_constraint, bias_constraint)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
 
     def compute_output_shape(self, input_shape):
         self._check_input(input_shape)

@@ -111,6 +111,35 @@ def test_errors_exit_2_with_a_message(argv, message, capsys):
     assert __import__("re").search(message, capsys.readouterr().err)
 
 
+def test_model_files_that_fail_say_what_and_where(tmp_path, capsys):
+    (tmp_path / "rel.py").write_text("x = 1\nfrom ._common import y\n")
+    (tmp_path / "net.py").write_text("def f():\n    return 1\n")
+    cases = [
+        (
+            f"{tmp_path}/rel.py:f",
+            "raised ImportError: attempted relative import with no known "
+            "parent package (line 2: from ._common import y); a file with relative imports is part "
+            "of a package: give package.module:function",
+        ),
+        (f"{tmp_path}/net.py", f"is a file: name its function too, as {tmp_path}/net.py:function"),
+    ]
+    for spec, message in cases:
+        with pytest.raises(SystemExit) as err:
+            cli.main(["summary", spec])
+        assert err.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+def test_a_file_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    target = tmp_path / "missing" / "net.svg"
+    with pytest.raises(SystemExit) as err:
+        cli.main(["draw", "tests.test_cli:tiny", "-o", str(target)])
+    assert err.value.code == 1
+    assert capsys.readouterr().err == (
+        f"tinycnn draw: error: {target}: No such file or directory\n"
+    )
+
+
 def test_bad_input_shape_argument(capsys):
     with pytest.raises(SystemExit):
         cli.main(["summary", "lenet5", "--input-shape", "3x224"])

@@ -64,7 +64,10 @@ def _import(module_name: str, spec: str):
             raise CLIError(f"MODEL {spec!r}: no such file {module_name!r}")
         loader_spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(loader_spec)
-        loader_spec.loader.exec_module(module)
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as e:  # the file's own error: one line, with where in the file
+            raise CLIError(_import_failure(spec, path, e)) from None
         return module
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -72,6 +75,18 @@ def _import(module_name: str, spec: str):
         return importlib.import_module(module_name)
     except ImportError as e:
         raise CLIError(f"cannot import module {module_name!r} from MODEL {spec!r}: {e}") from None
+
+
+def _import_failure(spec: str, path: Path, error: Exception) -> str:
+    """What went wrong running ``path``: the error and its line in that file."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) == path]
+    where = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
+    text = f"MODEL {spec!r}: running {str(path)!r} raised {type(error).__name__}: {error}{where}"
+    if isinstance(error, ImportError) and "relative import" in str(error):
+        text += "; a file with relative imports is part of a package: give package.module:function"
+    return text
 
 
 def load_model(
@@ -94,6 +109,8 @@ def load_model(
         model = target(**kwargs) if callable(target) and not isinstance(target, Model) else target
     else:
         models = _zoo_models()
+        if spec.endswith(".py"):
+            raise CLIError(f"MODEL {spec!r} is a file: name its function too, as {spec}:function")
         if spec not in models:
             raise CLIError(
                 f"unknown model {spec!r}; zoo models: {', '.join(models)} "
@@ -381,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"tinycnn {args.command}: error: {e}\n")
     except RuntimeError as e:  # GraphvizNotFoundError and dot failures
         parser.exit(1, f"tinycnn {args.command}: error: {e}\n")
+    except OSError as e:  # a file the command reads or writes: missing folder, permissions
+        what = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
+        parser.exit(1, f"tinycnn {args.command}: error: {what}\n")
     return 0  # pragma: no cover
 
 

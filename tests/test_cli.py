@@ -140,6 +140,37 @@ def test_a_file_that_cannot_be_written_is_one_line(tmp_path, capsys):
     )
 
 
+def test_a_warning_is_one_note_line(monkeypatch, capsys):
+    def summary(args):
+        __import__("warnings").warn("blocks collapsed for legibility")
+        return 0
+
+    monkeypatch.setitem(
+        cli.COMMANDS, "summary", cli.Command("a summary", cli._summary_args, summary)
+    )
+    assert cli.main(["summary", "tests.test_cli:tiny"]) == 0
+    assert capsys.readouterr().err == "tinycnn summary: note: blocks collapsed for legibility\n"
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["summary", "lenet5", "--depth", "-1"], "argument --depth: must be >= 0, got -1"),
+        (["draw", "lenet5", "--max-nodes", "-5"], "argument --max-nodes: must be >= 0, got -5"),
+        (["draw", "lenet5", "--dpi", "0"], "argument --dpi: must be >= 1, got 0"),
+        (
+            ["summary", "lenet5", "--line-length", "x"],
+            "--line-length: expected an integer, got 'x'",
+        ),
+    ],
+)
+def test_counts_are_checked_by_the_parser(argv, message, capsys):
+    with pytest.raises(SystemExit) as err:
+        cli.main(argv)
+    assert err.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_bad_input_shape_argument(capsys):
     with pytest.raises(SystemExit):
         cli.main(["summary", "lenet5", "--input-shape", "3x224"])

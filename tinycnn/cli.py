@@ -17,6 +17,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,21 @@ def _shape_arg(text: str) -> tuple[int, ...]:
     if len(shape) != 3 or min(shape) < 1:
         raise argparse.ArgumentTypeError(f"expected three positive sizes C,H,W, got {text!r}")
     return shape
+
+
+def _int_at_least(low: int):
+    """An argparse type: an int ``>= low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
 
 
 def _import(module_name: str, spec: str):
@@ -212,9 +228,12 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 def _summary_args(parser: argparse.ArgumentParser) -> None:
     _model_args(parser)
     parser.add_argument(
-        "--depth", type=int, metavar="N", help="collapse blocks nested deeper than N into one row"
+        "--depth",
+        type=_int_at_least(0),
+        metavar="N",
+        help="collapse blocks nested deeper than N into one row",
     )
-    parser.add_argument("--line-length", type=int, metavar="N", help="truncate lines")
+    parser.add_argument("--line-length", type=_int_at_least(1), metavar="N", help="truncate lines")
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -247,7 +266,10 @@ def _draw_args(parser: argparse.ArgumentParser) -> None:
         "(source); default MODEL.svg",
     )
     parser.add_argument(
-        "--depth", type=int, metavar="N", help="collapse blocks nested deeper than N into one node"
+        "--depth",
+        type=_int_at_least(0),
+        metavar="N",
+        help="collapse blocks nested deeper than N into one node",
     )
     parser.add_argument(
         "--rankdir",
@@ -271,10 +293,10 @@ def _draw_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fold BatchNormalization/activations into the conv before them",
     )
-    parser.add_argument("--dpi", type=int, help="resolution of .png output")
+    parser.add_argument("--dpi", type=_int_at_least(1), help="resolution of .png output")
     parser.add_argument(
         "--max-nodes",
-        type=int,
+        type=_int_at_least(0),
         default=250,
         metavar="N",
         help="collapse to depth 1 above N visible nodes unless --depth is given "
@@ -378,12 +400,24 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _note_for(command: str):
+    """A ``warnings.showwarning`` for the command line: one line, ``tinycnn COMMAND: note:``,
+    without Python's file, line and source."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"tinycnn {command}: note: {message}", file=file or sys.stderr)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tinycnn`` console script; returns the exit status."""
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
-        return int(_resolve(args._run)(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _note_for(args.command)
+            return int(_resolve(args._run)(args) or 0)
     except BrokenPipeError:  # `tinycnn summary vgg16 | head`: stop quietly, as Unix tools do
         import os
 

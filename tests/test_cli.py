@@ -97,6 +97,8 @@ def test_draw_source_only(tmp_path):
         (["summary", "no_such_model"], "unknown model 'no_such_model'; zoo models: "),
         (["summary", "no.such.module:f"], "cannot import module 'no.such.module'"),
         (["summary", "tests.test_cli:missing"], "has no attribute 'missing'"),
+        (["summary", "tests.test_cli:"], "expected package.module:function or file.py:function"),
+        (["summary", ":tiny"], "expected package.module:function or file.py:function"),
         (["summary", "tests.test_cli:NOT_A_MODEL"], "did not give a tinycnn Model"),
         (
             ["explain", "tests.test_cli:tiny", "--input-shape", "1,1,1"],

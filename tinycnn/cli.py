@@ -118,6 +118,8 @@ def load_model(
         kwargs["num_classes"] = num_classes
     if ":" in spec:
         module_name, _, attr = spec.rpartition(":")
+        if not module_name or not attr:
+            raise CLIError(f"MODEL {spec!r}: expected package.module:function or file.py:function")
         module = _import(module_name, spec)
         target = getattr(module, attr, None)
         if target is None:

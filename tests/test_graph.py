@@ -502,3 +502,87 @@ def test_shapes_only_builds_zero_weights_and_restores():
     assert all(not w.numpy().any() for w in m.weights)
     drawn = L.Dense(4)(L.Flatten()(inp))  # outside again: initializers run
     assert drawn.node.layer.kernel.numpy().any()
+
+
+def test_nested_model_macs_follow_the_input_size():
+    a = tc.Input((3, 8, 8))
+    inner = tc.Model(a, L.Conv2D(4, 3, name="c")(a), name="inner")
+    b = tc.Input((3, 8, 8))
+    y = inner(L.Conv2D(3, 1, name="p")(inner(b)))
+    m = tc.Model(b, y)
+    macs = {m.graph.nodes[n]["name"]: m.graph.nodes[n]["macs"] for n in m.graph}
+    assert macs["inner"] == 6 * 6 * 4 * 3 * 3 * 3  # 3,888 on the 8×8 input
+    assert macs["inner[1]"] == 4 * 4 * 4 * 3 * 3 * 3  # 1,728 on the 6×6 one, not 3,888
+    assert inner.macs((None, 3, 10, 10), (None, 4, 8, 8)) == 8 * 8 * 4 * 27
+
+
+def test_sequential_survives_a_failed_build_and_says_when_unbuilt():
+    s = tc.Sequential([L.Dense(4, name="d1"), L.Reshape((2, 2), name="r")])
+    for attr in ("input_shape", "output_shape"):
+        with pytest.raises(ValueError, match=r'Sequential "sequential": not built yet'):
+            getattr(s, attr)
+    with pytest.raises(ValueError, match=r"not built yet"):
+        s.count_params()
+    with pytest.raises(ValueError, match=r'Reshape layer "r": cannot reshape input shape'):
+        s(rand(2, 3, 5))  # the lazy build fails in its second layer...
+    assert s([rand(2, 5)]).shape == (2, 2, 2)  # ...and a later call builds it
+    assert [s.graph.nodes[n]["name"] for n in s.graph][1:] == ["d1", "r"]
+    assert s.count_params() == 24
+    only_input = tc.Sequential([tc.Input((5,))])
+    np.testing.assert_array_equal(only_input(rand(2, 5)).numpy(), rand(2, 5))
+    with pytest.raises(ValueError, match="has no layers yet"):
+        only_input.summary()
+    with pytest.raises(TypeError, match="layers must be a list of layers, got one Dense"):
+        tc.Sequential(L.Dense(2))
+    seq = tc.Sequential([tc.Input((3,)), L.Dense(2)])
+    with pytest.raises(ValueError, match="expects a 4-d input"):
+        seq.add(L.Conv2D(2, 3))
+    assert len(seq._stack) == 1 and seq(rand(1, 3)).shape == (1, 2)
+
+
+def test_inputs_of_one_call_need_one_batch_size():
+    a, b = tc.Input((3,), name="a"), tc.Input((3,), name="b")
+    m = tc.Model([a, b], L.Add(name="add")([a, b]))
+    with pytest.raises(
+        ValueError, match=r'Model "model": the inputs must have the same batch size, got "a" 2, '
+    ):
+        m([rand(2, 3), rand(3, 3)])
+    with pytest.raises(
+        ValueError,
+        match=r'Add layer "add_1": inputs must have the same batch size: input 0 has \(2, 3\), ',
+    ):
+        L.Add(name="add_1")([rand(2, 3), rand(3, 3)])
+    with pytest.raises(
+        ValueError, match=r'Concatenate layer "cat": inputs must have the same batch'
+    ):
+        L.Concatenate(name="cat")([rand(2, 3), rand(3, 3)])
+
+
+def test_odd_calls_are_refused_naming_the_layer():
+    x = tc.Input((3, 4, 4))
+    with pytest.raises(ValueError, match=r'Add layer "add": called on an empty list of inputs'):
+        L.Add(name="add")([])
+    with pytest.raises(ValueError, match=r'Rescale layer "rescale": scale must be a finite number'):
+        np.ones(3) * x  # one error, not an object array of three layers
+    assert (np.float32(2.0) * x).shape == (None, 3, 4, 4)
+    m = tc.Model(x, L.Conv2D(2, 1, name="c")(x))
+    with pytest.raises(ValueError, match=r"^tensor: cannot make an array of \[\[1, 2\], \[3\]\]"):
+        m([[1, 2], [3]])
+    with pytest.raises(ValueError, match=r"^tensor: cannot make an array of 'abc'"):
+        m("abc")
+    with pytest.raises(ValueError, match=r"^tensor: cannot make an array of 'abc'"):
+        m.get_layer("c")("abc")
+    with pytest.raises(TypeError, match=r'InputLayer layer "i": dtype must be float32 or float64'):
+        tc.Input((3,), dtype=np.float16, name="i")
+    with pytest.raises(TypeError, match=r'InputLayer layer "j": dtype must be float32 or float64'):
+        tc.Input((3,), dtype="no-such-type", name="j")
+
+
+def test_get_layer_and_load_state_dict_refuse_bad_arguments():
+    a = tc.Input((3,))
+    m = tc.Model(a, L.Dense(2, name="d")(a))
+    assert m.get_layer(index=-1).name == "d"
+    with pytest.raises(ValueError, match=r'Model "model": no layer at index 5; it has 2 layers'):
+        m.get_layer(index=5)
+    with pytest.raises(TypeError, match=r"load_state_dict takes a dict of name -> array"):
+        m.load_state_dict([np.zeros((2, 3)), np.zeros(2)])

@@ -60,6 +60,21 @@ BAD_ARGS = [
     (lambda: L.LocalResponseNormalization(size=0, name="n"), "size must be a positive int"),
     (lambda: L.ZeroPadding2D("same", name="z"), "padding must be an int or pairs"),
     (lambda: L.Conv2D(4, 3, bogus=1), "unexpected keyword argument"),
+    (
+        lambda: L.Conv2D(4, 3, padding=((1,), (1,)), name="c"),
+        r'Conv2D layer "c": padding as pairs must be \(\(top, bottom\), \(left, right\)\)',
+    ),
+    (lambda: L.Conv2D(4, 3, padding_mode=[], name="c"), 'layer "c": padding_mode must be one'),
+    (lambda: L.BatchNormalization(axis=1.0, name="bn"), 'layer "bn": axis must be 1'),
+    (lambda: L.BatchNormalization(axis=True, name="bn"), 'layer "bn": axis must be 1'),
+    (lambda: L.Softmax(axis=True, name="s"), 'layer "s": axis must be a non-batch axis'),
+    (lambda: L.Reshape((2.5,), name="r"), 'layer "r": target_shape must be a tuple of ints'),
+    (lambda: L.Reshape("12", name="r"), 'layer "r": target_shape must be a tuple of ints'),
+    (lambda: L.ReLU(negative_slope=None, name="r"), 'layer "r": negative_slope must be a number'),
+    (lambda: L.ReLU(max_value=True, name="r"), 'layer "r": max_value must be a number >= 0'),
+    (lambda: L.LeakyReLU(float("inf"), name="r"), 'layer "r": negative_slope must be a finite'),
+    (lambda: L.Dropout(0.5, seed="x", name="d"), 'Dropout layer "d": seed: expected a seed'),
+    (lambda: L.Dropout(0.5, seed=-1, name="d"), 'Dropout layer "d": seed: '),
 ]
 
 
@@ -90,6 +105,56 @@ def test_pool_too_small():
         ValueError, match=r'MaxPool2D layer "pool".*H2 = ⌊\(2 − 3 \+ 2·0\)/3⌋ \+ 1 = 0 is < 1'
     ):
         L.MaxPool2D(3, name="pool")(tc.Input((4, 2, 2)))
+
+
+def test_reflect_and_circular_padding_larger_than_the_input_fail_when_written():
+    with pytest.raises(
+        ValueError,
+        match=r'Conv2D layer "c": input shape \(None, 3, 2, 2\): padding_mode="reflect" needs each '
+        r"padding < the input size, but the height padding is \(3, 3\) for an input height of 2",
+    ):
+        L.Conv2D(4, 1, padding=3, padding_mode="reflect", name="c")(tc.Input((3, 2, 2)))
+    with pytest.raises(
+        ValueError, match=r'padding_mode="circular" needs each padding <= the input'
+    ):
+        L.DepthwiseConv2D(5, padding="same", padding_mode="circular", name="d")(tc.Input((3, 1, 1)))
+    shape, y = run(L.Conv2D(4, 1, padding=2, padding_mode="circular"), rand(1, 3, 2, 2))
+    assert y.shape == (1, *shape[1:]) == (1, 4, 6, 6)
+
+
+def test_ceil_mode_pool_with_asymmetric_padding_keeps_the_inferred_shape():
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    pads = ((0, 1), (0, 1))
+    for kind, expect in ((L.MaxPool2D, [[5, 7], [13, 15]]), (L.AveragePooling2D, None)):
+        shape, y = run(kind(2, strides=2, padding=pads, ceil_mode=True), x)
+        assert shape == (None, 1, 2, 2) and y.shape == (1, 1, 2, 2)  # was (1, 1, 3, 3)
+        if expect is None:
+            expect = x.reshape(2, 2, 2, 2).mean(axis=(1, 3))
+        np.testing.assert_allclose(y.numpy()[0, 0], expect)
+
+
+def test_ceil_mode_pool_window_may_hang_past_the_edge_as_in_torch():
+    shape, y = run(L.MaxPool2D(2, ceil_mode=True), rand(1, 2, 1, 1))
+    assert shape == (None, 2, 1, 1) and y.shape == (1, 2, 1, 1)
+    np.testing.assert_allclose(y.numpy(), rand(1, 2, 1, 1))
+    if torch is not None:
+        ref = TF.avg_pool2d(torch.tensor(rand(1, 2, 3, 3)), 2, 2, ceil_mode=True)
+        _, y = run(L.AveragePooling2D(2, ceil_mode=True), rand(1, 2, 3, 3))
+        np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"H2 = \(1 − 3 \+ 2·0\)/2 \+ 1 = 0 is < 1"):
+        L.MaxPool2D(3, strides=2, ceil_mode=True, name="p")(tc.Input((2, 1, 1)))
+
+
+def test_batchnorm_training_on_one_value_per_channel_names_the_layer():
+    a = tc.Input((3, 1, 1))
+    m = tc.Model(a, L.BatchNormalization(name="bn")(a))
+    with pytest.raises(
+        ValueError,
+        match=r'BatchNormalization layer "bn": training needs more than 1 value per channel',
+    ):
+        m(rand(1, 3, 1, 1), training=True)
+    assert m(rand(1, 3, 1, 1)).shape == (1, 3, 1, 1)
+    assert m(rand(2, 3, 1, 1), training=True).shape == (2, 3, 1, 1)
 
 
 @pytest.mark.parametrize(

@@ -164,3 +164,36 @@ def test_summary_of_float64_model_counts_8_bytes():
     inp = tc.Input((3,), dtype=np.float64)
     m = tc.Model(inp, L.Dense(2)(inp))
     assert "Total params: 8 (64.00 B)" in m.summary(return_string=True)
+
+
+def test_explain_receptive_field_of_flat_and_multi_input_models():
+    a, b = tc.Input((3,), name="a"), tc.Input((3,), name="b")
+    flat = tc.Model([a, b], L.Dense(2, name="d")(a))
+    assert flat.explain(receptive_field=True, return_string=True).endswith(
+        "Receptive field: no layer keeps a spatial layout"
+    )
+    small, big = tc.Input((3, 8, 8), name="small"), tc.Input((3, 10, 10), name="big")
+    conv = L.Conv2D(4, 3, name="conv")
+    gap = L.GlobalAveragePooling2D
+    m = tc.Model([small, big], [gap(name="g1")(conv(small)), gap(name="g2")(conv(big))])
+    assert m.explain(receptive_field=True, return_string=True).endswith(
+        "Receptive field of conv[1], the last layer with spatial outputs: 3×3 pixels of the "
+        "10×10 input"
+    )
+
+
+def test_summary_macs_of_a_nested_model_called_on_another_size():
+    a = tc.Input((3, 8, 8))
+    inner = tc.Model(a, L.Conv2D(4, 3, name="c")(a), name="inner")
+    b = tc.Input((3, 12, 12))
+    m = tc.Model(b, inner(b))
+    text = m.summary(return_string=True)
+    assert re.search(r"inner \(Model\) +\(None, 4, 10, 10\) +112 +10,800", text)
+    assert _number(text, r"Total MACs \(one sample\)") == 10 * 10 * 4 * 27
+
+
+def test_summary_depth_must_be_a_non_negative_int():
+    m = lenet5()
+    for depth in (-1, "1", True):
+        with pytest.raises(ValueError, match=r"summary: depth must be an int >= 0 or None, got"):
+            m.summary(depth=depth)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import networkx as nx
+
 from .model import image_output
 from .shapes import axis_formula, hwc, num_elements, sliding_shape
 
@@ -258,13 +260,15 @@ def _largest_field(model, fields, layout) -> str:
         return (
             f"Receptive field: unknown from {g.nodes[first]['name']} on ({fields[first].formula})"
         )
-    spatial = [n for n in g if fields[n].size is not None]
+    spatial = [n for n in g if fields[n].size is not None and image_output(g.nodes[n])]
     if not spatial:
         return "Receptive field: no layer keeps a spatial layout"
     n = spatial[-1]
     d = g.nodes[n]
     (rh, rw) = fields[n].size
-    first = next(iter(g))  # the (first) input
+    sources = [m for m in g if g.in_degree(m) == 0 and image_output(g.nodes[m])]
+    reads = [m for m in sources if m == n or nx.has_path(g, m, n)]  # the input(s) it reads
+    first = (reads or sources or [next(iter(g))])[0]
     ins = g.nodes[first]["output_shapes"][0]
     h, w = (ins[1], ins[2]) if layout[first] else (ins[-2], ins[-1])
     note = ""

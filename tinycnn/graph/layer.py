@@ -211,6 +211,8 @@ class Layer:
         from .symbolic import SymbolicTensor
 
         flat = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if not flat:
+            raise ValueError(f"{self.where}: called on an empty list of inputs")
         kinds = {isinstance(t, SymbolicTensor) for t in flat}
         if kinds == {True}:
             return self._call_symbolic(inputs, training)
@@ -260,7 +262,7 @@ class Layer:
         self._check_structure(inputs)
         flat = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         dtype = self.dtype or np.dtype(np.float32)
-        flat = [t if isinstance(t, Tensor) else Tensor(np.asarray(t, dtype=dtype)) for t in flat]
+        flat = [t if isinstance(t, Tensor) else Tensor(t, dtype=dtype) for t in flat]
         shapes = [t.shape for t in flat] if self.multi_input else flat[0].shape
         self._prepare(shapes, flat[0].dtype)
         x = flat if self.multi_input else flat[0]

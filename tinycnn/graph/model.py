@@ -8,7 +8,7 @@ touches an edge.  A model is itself a layer: it can be called inside another mod
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import networkx as nx
@@ -116,8 +116,8 @@ class Model(Layer):
                 )
             names[lyr.name] = lyr
             self.layers.append(lyr)
-        self.graph = self._make_graph()
-        if not nx.is_directed_acyclic_graph(self.graph):  # pragma: no cover - by construction
+        self.graph = graph = self._make_graph()
+        if not nx.is_directed_acyclic_graph(graph):  # pragma: no cover - by construction
             raise ValueError(f'Model "{self.name}": the graph has a cycle')
         self._plan = self._make_plan()
         self.dtype = self.inputs[0].dtype
@@ -197,6 +197,11 @@ class Model(Layer):
         return not self._single_input
 
     def compute_output_shape(self, input_shape):
+        return self._propagate(input_shape)[0]
+
+    def _propagate(self, input_shape):
+        """The output shape(s) for ``input_shape``, and the MACs of one sample at that shape
+        (a nested model called on another image size does another amount of work)."""
         shapes, _ = (input_shape, False) if self.multi_input else ([input_shape], True)
         if len(shapes) != len(self.inputs):
             raise ValueError(f"{self.where}: expects {len(self.inputs)} inputs, got {len(shapes)}")
@@ -209,21 +214,24 @@ class Model(Layer):
                     f"{fmt_shape(s)}"
                 )
             known[(t.node.seq, t.index)] = (None, *s[1:])
+        macs = 0
         for node, in_keys, out_keys, _ in self._plan:
             if isinstance(node.layer, InputLayer):
                 continue
             ins = [known[k] for k in in_keys]
+            arg = ins if node.layer.multi_input else ins[0]
             try:
-                out = node.layer.compute_output_shape(ins if node.layer.multi_input else ins[0])
+                out = node.layer.compute_output_shape(arg)
             except ValueError as e:
                 raise ValueError(f"{self.where}, called on new input shapes: {e}") from None
+            macs += node.layer.macs(arg, out)
             for k, s in zip(out_keys, out if isinstance(out, list) else [out]):
                 known[k] = s
         outs = [known[(t.node.seq, t.index)] for t in self.outputs]
-        return outs[0] if self._single_output else outs
+        return (outs[0] if self._single_output else outs), macs
 
     def macs(self, input_shape, output_shape) -> int:
-        return sum(self.graph.nodes[i]["macs"] for i in self.graph)
+        return self._propagate(input_shape)[1]
 
     def describe(self) -> str:
         return f"{len(self.layers) - len(self.inputs)} layers"
@@ -247,7 +255,8 @@ class Model(Layer):
             if len(xs) == 1 and isinstance(xs[0], (Tensor, np.ndarray)):
                 single = True  # [x] for a one-input model, as Keras takes it
             elif not any(isinstance(x, (Tensor, np.ndarray)) for x in xs):
-                xs, single = [np.asarray(inputs)], True  # nested lists of numbers: the data
+                xs = [Tensor(inputs, device=device, dtype=self.inputs[0].dtype)]
+                single = True  # nested lists of numbers: the data
         if len(xs) != len(self.inputs) or single != self._single_input:
             want = "one input" if self._single_input else f"a list of {len(self.inputs)} inputs"
             got = "one input" if single else f"a list of {len(xs)}"
@@ -255,7 +264,7 @@ class Model(Layer):
         tensors = []
         for x, t in zip(xs, self.inputs):
             if not isinstance(x, Tensor):
-                x = Tensor(np.asarray(x, dtype=t.dtype), device=device)
+                x = Tensor(x, device=device, dtype=t.dtype)
             if x.shape[1:] != t.shape[1:] or x.ndim != len(t.shape):
                 raise ValueError(
                     f'Model "{self.name}": input "{t.name}" expects shape {fmt_shape(t.shape)} '
@@ -267,6 +276,12 @@ class Model(Layer):
                     "cast it with .astype()"
                 )
             tensors.append(x)
+        sizes = {x.shape[0] for x in tensors}
+        if len(sizes) > 1:
+            got = ", ".join(f'"{t.name}" {x.shape[0]}' for x, t in zip(tensors, self.inputs))
+            raise ValueError(
+                f'Model "{self.name}": the inputs must have the same batch size, got {got}'
+            )
         return tensors
 
     def call(self, inputs, training: bool = False):
@@ -352,6 +367,11 @@ class Model(Layer):
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
         """Copy ``state`` (from :meth:`state_dict`) into the weights, checking names, shapes and
         dtypes first so that nothing is changed when anything is wrong."""
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                f'Model "{self.name}": load_state_dict takes a dict of name -> array (from '
+                f"state_dict()), got {type(state).__name__}"
+            )
         own = OrderedDict(self._named_weights())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -408,6 +428,11 @@ class Model(Layer):
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         """The layer called ``name`` (full hierarchical name), or at position ``index``."""
         if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(
+                    f'Model "{self.name}": no layer at index {index}; it has '
+                    f"{len(self.layers)} layers (the inputs included)"
+                )
             return self.layers[index]
         for lyr in self.layers:
             if lyr.name == name:

@@ -57,8 +57,12 @@ def padding_arg(where: str, padding: Any) -> Any:
     if (
         isinstance(padding, (tuple, list))
         and len(padding) == 2
-        and all(isinstance(v, (tuple, list)) for v in padding)
+        and any(isinstance(v, (tuple, list)) for v in padding)
     ):
+        if not all(isinstance(v, (tuple, list)) and len(v) == 2 for v in padding):
+            raise ValueError(
+                f"{where}: padding as pairs must be ((top, bottom), (left, right)), got {padding!r}"
+            )
         (t, b), (l, r) = padding
         for v in (t, b, l, r):
             if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 0:
@@ -87,8 +91,8 @@ def resolve_pads(padding: Any, size: int, eff_kernel: int, stride: int, axis: in
 def window_out(size: int, eff: int, stride: int, lo: int, hi: int, ceil_mode: bool = False):
     """Output length of a sliding window (PyTorch's rule, ``ceil_mode`` included)."""
     span = size + lo + hi - eff
-    if span < 0:
-        return None
+    if span < 0 and not (ceil_mode and span > -stride):
+        return None  # (with ceil_mode a window may hang past the padded edge, as in PyTorch)
     if ceil_mode:
         out = -(-span // stride) + 1
         if (out - 1) * stride >= size + lo:  # the last window must start inside input/left pad

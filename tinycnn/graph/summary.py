@@ -59,6 +59,8 @@ def summary(
     the size of every layer output for one sample, the input included: what a training step
     keeps alive for the backward pass, per sample.
     """
+    if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 0):
+        raise ValueError(f"summary: depth must be an int >= 0 or None, got {depth!r}")
     view = build_view(model, depth=depth)
     keys = view.by_key()
     chain = _is_chain(model)

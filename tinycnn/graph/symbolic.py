@@ -24,6 +24,7 @@ class SymbolicTensor:
     dtype and the node that produced it."""
 
     __slots__ = ("shape", "dtype", "node", "index")
+    __array_ufunc__ = None  # ``array * tensor`` calls __rmul__, not one layer per element
 
     def __init__(self, shape: Shape, dtype: np.dtype, node: Node, index: int):
         self.shape = tuple(shape)
@@ -132,8 +133,11 @@ class InputLayer(Layer):
                     f"{self.where}: shape must hold positive ints without the batch dimension "
                     f"(e.g. (3, 224, 224)), got {shape!r}"
                 )
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError as e:
+            raise TypeError(f"{self.where}: dtype must be float32 or float64: {e}") from None
+        if dtype not in (np.float32, np.float64):
             raise TypeError(f"{self.where}: dtype must be float32 or float64, got {dtype}")
         self.shape = tuple(int(s) for s in shape)
         self.dtype = dtype

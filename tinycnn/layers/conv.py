@@ -11,7 +11,7 @@ from __future__ import annotations
 from .. import activations
 from .. import functional as F
 from ..graph.layer import Layer, check_channels
-from ..graph.shapes import check_rank, padding_arg, positive_pair, sliding_shape
+from ..graph.shapes import check_rank, fmt_shape, padding_arg, positive_pair, sliding_shape
 from ..tensor import Tensor
 from ._common import data_format_arg, positive_int, spatial_text, weight_args
 
@@ -48,7 +48,7 @@ class _Conv(Layer):
         self.activation = activations.get(activation)
         self.activation_name = activations.name_of(activation)
         self.use_bias = bool(use_bias)
-        if padding_mode not in _PAD_MODES:
+        if not isinstance(padding_mode, str) or padding_mode not in _PAD_MODES:
             raise ValueError(
                 f"{w}: padding_mode must be one of {list(_PAD_MODES)}, got {padding_mode!r}"
             )
@@ -77,7 +77,7 @@ class _Conv(Layer):
         return int(input_shape[axis])
 
     def _window(self, input_shape):
-        return sliding_shape(
+        hw, pads = sliding_shape(
             self.where,
             input_shape,
             self.kernel_size,
@@ -86,6 +86,19 @@ class _Conv(Layer):
             self.dilation_rate,
             channels_last=self.channels_last,
         )
+        if self.padding_mode in ("reflect", "circular"):
+            sizes = input_shape[1:3] if self.channels_last else input_shape[2:4]
+            reflect = self.padding_mode == "reflect"
+            for axis, size, (lo, hi) in zip(("height", "width"), sizes, pads):
+                if max(lo, hi) >= size + (not reflect):
+                    rule = "< the input size" if reflect else "<= the input size"
+                    raise ValueError(
+                        f"{self.where}: input shape {fmt_shape(input_shape)}: "
+                        f'padding_mode="{self.padding_mode}" needs each padding {rule}, but the '
+                        f"{axis} padding is ({lo}, {hi}) for an input {axis} of {size}. Use "
+                        'padding_mode="zeros" or "replicate", less padding, or a larger input.'
+                    )
+        return hw, pads
 
     def _out_shape(self, input_shape, channels: int, hw) -> tuple:
         if self.channels_last:

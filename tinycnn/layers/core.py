@@ -123,12 +123,13 @@ class Reshape(Layer):
 
     def __init__(self, target_shape, name: str | None = None, trainable: bool = True):
         super().__init__(name=name, trainable=trainable)
-        try:
-            shape = tuple(int(s) for s in target_shape)
-        except (TypeError, ValueError):
+        if not isinstance(target_shape, (tuple, list)) or not all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in target_shape
+        ):
             raise ValueError(
                 f"{self.where}: target_shape must be a tuple of ints, got {target_shape!r}"
-            ) from None
+            )
+        shape = tuple(int(s) for s in target_shape)
         if shape.count(-1) > 1 or any(s < 1 and s != -1 for s in shape):
             raise ValueError(
                 f"{self.where}: target_shape {shape} may have one -1 and positive sizes otherwise"
@@ -173,7 +174,10 @@ class Dropout(Layer):
         super().__init__(name=name, trainable=trainable)
         self.rate = rate_arg(self.where, "rate", rate)
         self.seed = seed
-        self._rng = None if seed is None else as_generator(seed)
+        try:
+            self._rng = None if seed is None else as_generator(seed)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{self.where}: seed: {e}") from None
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -185,6 +189,13 @@ class Dropout(Layer):
 
     def describe(self) -> str:
         return f"{self.rate:g}"
+
+
+def _non_negative(v, inf: bool = False) -> bool:
+    """A number >= 0 (not a bool, not NaN; infinite only with ``inf``)."""
+    if not isinstance(v, numbers.Real) or isinstance(v, bool) or not v >= 0:
+        return False
+    return inf or math.isfinite(v)
 
 
 class _Elementwise(Layer):
@@ -224,7 +235,9 @@ class ReLU(_Elementwise):
     ):
         super().__init__(name=name, trainable=trainable)
         for arg, v in (("max_value", max_value), ("negative_slope", negative_slope)):
-            if v is not None and (not isinstance(v, numbers.Real) or not v >= 0):
+            if (v is not None or arg == "negative_slope") and not _non_negative(
+                v, inf=arg == "max_value"
+            ):
                 raise ValueError(f"{self.where}: {arg} must be a number >= 0, got {v!r}")
         self.max_value = None if max_value is None else float(max_value)
         self.negative_slope = float(negative_slope)
@@ -253,8 +266,10 @@ class LeakyReLU(_Elementwise):
         self, negative_slope: float = 0.3, name: str | None = None, trainable: bool = True
     ):
         super().__init__(name=name, trainable=trainable)
-        if not isinstance(negative_slope, numbers.Real) or not negative_slope >= 0:
-            raise ValueError(f"{self.where}: negative_slope must be >= 0, got {negative_slope!r}")
+        if not _non_negative(negative_slope):
+            raise ValueError(
+                f"{self.where}: negative_slope must be a finite number >= 0, got {negative_slope!r}"
+            )
         self.negative_slope = float(negative_slope)
 
     def call(self, x, training: bool = False):
@@ -269,11 +284,11 @@ class Softmax(_Elementwise):
 
     def __init__(self, axis: int = -1, name: str | None = None, trainable: bool = True):
         super().__init__(name=name, trainable=trainable)
-        if not isinstance(axis, int) or axis == 0:
+        if not isinstance(axis, numbers.Integral) or isinstance(axis, bool) or axis == 0:
             raise ValueError(
                 f"{self.where}: axis must be a non-batch axis (int != 0), got {axis!r}"
             )
-        self.axis = axis
+        self.axis = int(axis)
 
     def compute_output_shape(self, input_shape):
         if (

@@ -25,6 +25,11 @@ class _Merge(Layer):
             raise ValueError(
                 f"{self.where}: needs a list of at least 2 inputs, got {len(input_shapes)}"
             )
+        sizes = {s[0] for s in input_shapes if s and s[0] is not None}
+        if len(sizes) > 1:
+            names = self._names(len(input_shapes))
+            listed = ", ".join(f"{n} has {fmt_shape(s)}" for n, s in zip(names, input_shapes))
+            raise ValueError(f"{self.where}: inputs must have the same batch size: {listed}")
 
 
 class _Elementwise(_Merge):

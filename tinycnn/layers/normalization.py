@@ -49,7 +49,7 @@ class BatchNormalization(Layer):
     ):
         super().__init__(name=name, trainable=trainable)
         w = self.where
-        if axis not in (1, -1):
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral) or axis not in (1, -1):
             raise ValueError(
                 f"{w}: axis must be 1 (channels first) or -1 (channels last), got {axis!r}"
             )
@@ -74,7 +74,7 @@ class BatchNormalization(Layer):
             {"beta_regularizer": beta_regularizer, "gamma_regularizer": gamma_regularizer},
             {"beta_constraint": beta_constraint, "gamma_constraint": gamma_constraint},
         )
-        self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
+        self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
         self._args = dict(
             beta=(beta_initializer, beta_regularizer, beta_constraint),
@@ -107,6 +107,13 @@ class BatchNormalization(Layer):
         self.moving_variance = self.add_weight("moving_variance", (c,), self._args["var"], False)
 
     def call(self, x, training: bool = False):
+        if training and self.trainable and x.size <= x.shape[self.axis]:
+            raise ValueError(
+                f"{self.where}: training needs more than 1 value per channel to take batch "
+                f"statistics, got input shape {x.shape} ({x.size // x.shape[self.axis]} per "
+                "channel). Use a "
+                "batch of at least 2 samples, or call the model with training=False."
+            )
         last = self.axis == -1 and x.ndim > 2
         if last:
             x = x.permute(0, x.ndim - 1, *range(1, x.ndim - 1))

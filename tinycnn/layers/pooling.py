@@ -86,6 +86,17 @@ class _Pool2D(Layer):
         )
         return pads
 
+    def _crop(self, y: Tensor, x: Tensor) -> Tensor:
+        """With ``ceil_mode``, a pool over an input padded beforehand counts the last window
+        from the padded edge; keep the windows that start inside the input or the left
+        padding, as the shape rule (and PyTorch) does."""
+        if not self.ceil_mode:
+            return y
+        (h2, w2), _ = sliding_shape(
+            self.where, x.shape, self.pool_size, self.strides, self.padding, ceil_mode=True
+        )
+        return y if y.shape[2:] == (h2, w2) else y[:, :, :h2, :w2]
+
     def call(self, x, training: bool = False):
         if self.channels_last:
             return self._pool(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
@@ -109,8 +120,9 @@ class MaxPool2D(_Pool2D):
     def _pool(self, x: Tensor) -> Tensor:
         (t, b), (l, r) = self._pads(x)
         if t != b or l != r:
-            x = F.pad(x, (l, r, t, b), value=-np.inf)
-            t = l = 0
+            y = F.pad(x, (l, r, t, b), value=-np.inf)
+            y = F.max_pool2d(y, self.pool_size, self.strides, ceil_mode=self.ceil_mode)
+            return self._crop(y, x)
         return F.max_pool2d(x, self.pool_size, self.strides, (t, l), ceil_mode=self.ceil_mode)
 
 
@@ -156,6 +168,7 @@ class AveragePooling2D(_Pool2D):
         y = F.avg_pool2d(
             F.pad(x, (l, r, t, b)), self.pool_size, self.strides, ceil_mode=self.ceil_mode
         )
+        y = self._crop(y, x)
         if self.count_include_pad:
             return y
         return y * self._divisor_fix(x, y, (t, b), (l, r))

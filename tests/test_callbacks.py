@@ -204,3 +204,24 @@ def test_learning_rate_scheduler_in_fit():
         train.fit(
             model, x, y, verbose=0, callbacks=[callbacks.LearningRateScheduler(lambda e, lr: -1.0)]
         )
+
+
+def test_model_checkpoint_refuses_a_template_no_epoch_can_format(tmp_path):
+    """Before the first epoch trains, not after it: the file name is formatted only then."""
+    for template, why in (
+        ("{}.npz", "a positional field; name epoch or a log"),
+        ("{0}.npz", "a positional field"),
+        ("ckpt-{epoch:s}.npz", "Unknown format code 's'"),
+        ("ckpt-{epoch.real.x}.npz", "has no attribute 'x'"),
+        ("ckpt-{epoch", "expected '}' before end of string"),
+        ("ckpt-{val_loss:d}.npz", "Unknown format code 'd'"),
+    ):
+        with pytest.raises(ValueError) as e:
+            callbacks.ModelCheckpoint(tmp_path / template)
+        assert str(e.value).startswith(
+            f"ModelCheckpoint: filepath {str(tmp_path / template)!r} is not a template over epoch "
+            "(an int) and the logs (floats), as 'ckpt-{epoch:02d}-{val_loss:.3f}.npz': "
+        )
+        assert why in str(e.value)
+    for template in ("w-{epoch:02d}-{val_loss:.3f}.npz", "ünï cödé {epoch}", "{loss!r}-{epoch:%}"):
+        callbacks.ModelCheckpoint(tmp_path / template)  # fine

@@ -3,14 +3,18 @@ explained."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from collections import OrderedDict
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -254,3 +258,131 @@ def test_renamed_layers_get_a_specific_message(tmp_path):
     io.save_weights(a, tmp_path / "w.npz")
     with pytest.raises(CheckpointError, match="names differ but the shapes match.*clear_session"):
         io.load_weights(b, tmp_path / "w.npz")
+
+
+def _zip_with(path, members, compression=zipfile.ZIP_STORED):
+    """Write ``members`` (name -> bytes) as a zip, as np.savez would name them."""
+    with zipfile.ZipFile(path, "w", compression) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def _npy(shape, data: bytes, descr="<f4") -> bytes:
+    head = BytesIO()
+    np.lib.format.write_array_header_1_0(
+        head, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
+    return head.getvalue() + data
+
+
+def _meta_npy(doc) -> bytes:
+    raw = json.dumps(doc).encode()
+    return _npy((len(raw),), raw, "|u1")
+
+
+def test_damaged_archives_are_rejected_with_the_file_name(tmp_path):
+    """Damage zipfile does not read, or a header asking for more than the file holds, is a
+    CheckpointError naming the file, not a RuntimeError, zlib.error or MemoryError."""
+    good = save_state(tmp_path / "good.npz", {"w": np.arange(64, dtype=np.float32)})
+    members = {n: zipfile.ZipFile(good).read(n) for n in zipfile.ZipFile(good).namelist()}
+    blob = good.read_bytes()
+
+    def patched(name, offset_in_local, offset_in_central, value):
+        data = bytearray(blob)
+        info = zipfile.ZipFile(good).getinfo(name)
+        data[info.header_offset + offset_in_local] = value
+        central = blob.index(b"PK\x01\x02")  # the central directory's entry of ``name``
+        while blob[central + 46 : central + 46 + len(name)] != name.encode():
+            central = blob.index(b"PK\x01\x02", central + 4)
+        data[central + offset_in_central] = value
+        return bytes(data)
+
+    cases = {
+        "encrypted": (
+            patched("w.npy", 6, 8, 1),
+            r"unreadable checkpoint \(File .*w.npy.* is encrypted",
+        ),
+        "method": (patched("w.npy", 8, 10, 99), "unreadable checkpoint.*compression method"),
+    }
+    deflated = _zip_with(tmp_path / "deflated.npz", members, zipfile.ZIP_DEFLATED).read_bytes()
+    info = zipfile.ZipFile(tmp_path / "deflated.npz").getinfo("w.npy")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    damaged = bytearray(deflated)
+    damaged[start : start + 4] = b"\xff\xff\xff\xff"  # a deflate block of the reserved type
+    cases["deflate"] = (bytes(damaged), r"corrupt or truncated checkpoint \(error: Error -3")
+    for name, (data, message) in cases.items():
+        p = tmp_path / f"{name}.npz"
+        p.write_bytes(data)
+        with pytest.raises(CheckpointError, match=f"{name}.npz: {message}"):
+            load_state(p)
+
+    meta = {"format": "tinycnn-checkpoint", "version": 1, "names": ["w"]}
+    bomb = _zip_with(
+        tmp_path / "bomb.npz",
+        {"__meta__.npy": _meta_npy(meta), "w.npy": _npy((1 << 45,), b"\0" * 16)},
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"bomb.npz: corrupt checkpoint: array w declares shape \(35184372088832,\) of "
+        r"float32 \(140,737,488,355,328 bytes\) but the file holds 16 bytes of it",
+    ):
+        load_state(bomb)
+    short = _zip_with(
+        tmp_path / "short.npz",
+        {"__meta__.npy": _meta_npy(meta), "w.npy": _npy((3,), b"\0" * 16)},
+    )
+    with pytest.raises(CheckpointError, match=r"array w declares shape \(3,\) of float32 \(12 "):
+        load_state(short)
+    raw_pickle = pickle.dumps([1, 2])  # members that are not .npy: np.load hands out bytes
+    for members, message in (
+        ({"__meta__.npy": raw_pickle}, r"corrupt checkpoint \(__meta__ is not an .npy array\)"),
+        ({"__meta__.npy": _meta_npy(meta), "w.npy": raw_pickle}, "unreadable checkpoint"),
+    ):
+        with pytest.raises(CheckpointError, match=f"raw.npz: {message}"):
+            load_state(_zip_with(tmp_path / "raw.npz", members))
+    for doc, message in (
+        ([1, 2], r"not a tinycnn checkpoint \(format \[1, 2\]\)"),
+        ({**meta, "version": "2"}, r"corrupt checkpoint metadata \(version '2', names \['w'\]"),
+        ({**meta, "names": 5}, r"corrupt checkpoint metadata \(version 1, names 5; need an int"),
+    ):
+        odd = _zip_with(tmp_path / "odd.npz", {"__meta__.npy": _meta_npy(doc)})
+        with pytest.raises(CheckpointError, match=f"odd.npz: {message}"):
+            load_state(odd)
+        with pytest.raises(CheckpointError, match=f"odd.npz: {message}"):
+            io.load_meta(odd)
+
+
+def test_saved_files_have_the_permissions_of_a_new_file_or_of_the_one_replaced(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = save_state(tmp_path / "w.npz", {"w": np.ones(2)})
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644  # as np.save's, not mkstemp's 0o600
+        path.chmod(0o640)
+        save_state(path, {"w": np.zeros(2)})
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+        text = io.write_text(tmp_path / "h.json", "{}\n")
+        assert stat.S_IMODE(text.stat().st_mode) == 0o644
+    finally:
+        os.umask(umask)
+
+
+def test_a_failed_text_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    """history.json (History.to_json) and log.csv trims are written as checkpoints are."""
+    path = tmp_path / "history.json"
+    tc.train.History().to_json(path)
+    before = path.read_text()
+    history = tc.train.History()
+    history.append(0, {"loss": 0.5}, 1.0)
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        history.to_json(path)
+    assert path.read_text() == before
+    assert os.listdir(tmp_path) == ["history.json"]  # no temporary file left behind
+    monkeypatch.undo()
+    history.to_json(path)
+    assert json.loads(path.read_text())["history"] == {"loss": [0.5]}

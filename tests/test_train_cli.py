@@ -325,3 +325,190 @@ def test_ctrl_c_before_the_first_step_says_nothing_was_saved(tmp_path, monkeypat
     assert (
         "interrupted in epoch 1 of 2: no epoch finished, nothing saved" in capsys.readouterr().out
     )
+
+
+def _files(directory):
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_a_new_run_never_overwrites_one_given_with_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    model = "tests.test_train_cli:mlp"
+    argv = ["train", model, "--epochs", "1", "--limit", "100", "--quiet", "--augment", "0"]
+    assert main([*argv, "--out", "run"]) == 0
+    before = _files(tmp_path / "run")
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", "run", "--lr", "0.1"])
+    assert (
+        "--out run: holds a run already (run.json, checkpoint.npz, weights.npz); a new run never "
+        "overwrites one: give another --out, or delete run first" in capsys.readouterr().err
+    )
+    (tmp_path / "run" / "weights.npz").unlink()  # a stopped run: resuming is what was meant
+    del before["weights.npz"]
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", "run"])
+    assert (
+        "holds a run already (run.json, checkpoint.npz); a new run never overwrites one: "
+        f"continue it with `tinycnn train {model} --resume run`, give another --out"
+    ) in capsys.readouterr().err
+    assert _files(tmp_path / "run") == before  # not a byte changed
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", "file"])
+    assert "--out file: is a file, not a directory" in capsys.readouterr().err
+
+
+def test_runs_started_at_once_never_share_a_directory(tmp_path, monkeypatch, capsys):
+    """Another run takes the directory while this one loads its data: this one moves on to the
+    next number, or, with the same --out, is refused; the other's run.json is untouched."""
+    import tinycnn.train.cli as train_cli
+
+    monkeypatch.chdir(tmp_path)
+    model = "tests.test_train_cli:mlp"
+    argv = ["train", model, "--epochs", "1", "--limit", "100", "--quiet", "--augment", "0"]
+    load = train_cli._load
+    other = '{"model": "another run"}\n'
+
+    def meanwhile(directory):
+        def loading(*args, **kwargs):
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "run.json").write_text(other)
+            return load(*args, **kwargs)
+
+        return loading
+
+    monkeypatch.setattr(train_cli, "_load", meanwhile(tmp_path / "runs" / "mnist_mlp"))
+    assert main(argv) == 0
+    assert "this one writes to runs/mnist_mlp-2" in capsys.readouterr().out
+    assert (tmp_path / "runs" / "mnist_mlp" / "run.json").read_text() == other
+    assert json.loads((tmp_path / "runs" / "mnist_mlp-2" / "run.json").read_text())["model"] == (
+        model
+    )
+    assert (tmp_path / "runs" / "mnist_mlp-2" / "weights.npz").is_file()
+    monkeypatch.setattr(train_cli, "_load", meanwhile(tmp_path / "same"))
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", "same"])
+    assert "--out same: holds a run already (run.json)" in capsys.readouterr().err
+    assert _files(tmp_path / "same") == {"run.json": other.encode()}
+
+
+def test_a_disk_error_keeps_the_saved_epochs_and_resume_finishes_the_run(
+    tmp_path, monkeypatch, capsys
+):
+    """A full disk stops the run saying which epochs checkpoint.npz holds; --resume continues,
+    and also finishes a run stopped after its last checkpoint but before weights.npz, with the
+    results of the run that never stopped."""
+    from tinycnn import io
+
+    monkeypatch.chdir(tmp_path)
+    model = "tests.test_train_cli:mlp"
+    argv = ["train", model, "--epochs", "3", "--limit", "200", "--quiet", "--augment", "1"]
+    assert main([*argv, "--out", "whole"]) == 0
+    save_state, calls = io.save_state, []
+
+    def disk_full_after(n):
+        def save(path, *args, **kwargs):
+            calls.append(path)
+            if len(calls) > n:
+                raise OSError(28, "No space left on device")
+            return save_state(path, *args, **kwargs)
+
+        return save
+
+    monkeypatch.setattr(io, "save_state", disk_full_after(1))  # epoch 1's checkpoint only
+    with pytest.raises((SystemExit, OSError)):
+        main([*argv, "--out", "full"])
+    out = capsys.readouterr().out
+    assert (
+        "training stopped by an error: the finished epoch is saved in full/checkpoint.npz; "
+        f"continue with `tinycnn train {model} --resume full`" in out
+    )
+    assert io.load_meta(tmp_path / "full" / "checkpoint.npz")["epoch"] == 1
+
+    calls.clear()
+    monkeypatch.setattr(io, "save_state", disk_full_after(2))  # epochs 2 and 3, no weights.npz
+    with pytest.raises((SystemExit, OSError)):
+        main(["train", model, "--resume", "full", "--quiet"])
+    out = capsys.readouterr().out
+    assert "weights.npz not written: the 3 finished epochs are saved in full/checkpoint.npz" in out
+    assert not (tmp_path / "full" / "weights.npz").exists()
+
+    monkeypatch.setattr(io, "save_state", save_state)
+    assert main(["train", model, "--resume", "full", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "finishing full: its 3 epochs are trained (in checkpoint.npz)" in out
+    assert "wrote weights.npz, history.json" in out
+    full, whole = tmp_path / "full", tmp_path / "whole"
+    a, b = np.load(full / "weights.npz"), np.load(whole / "weights.npz")
+    for key in b.files:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    ha, hb = (json.loads((d / "history.json").read_text()) for d in (full, whole))
+    assert ha["history"] == hb["history"] and ha["epoch"] == [0, 1, 2]
+    assert (full / "log.csv").read_text() == (whole / "log.csv").read_text()
+    with pytest.raises(SystemExit):
+        main(["train", model, "--resume", "full"])
+    assert "the run finished its 3 epochs already" in capsys.readouterr().err
+
+
+def test_resume_refuses_files_tinycnn_train_did_not_write(tmp_path, monkeypatch, capsys):
+    from tinycnn import io
+
+    monkeypatch.chdir(tmp_path)
+    model = "tests.test_train_cli:mlp"
+    argv = ["train", model, "--epochs", "2", "--limit", "100", "--quiet", "--augment", "0"]
+    assert main([*argv, "--out", "run"]) == 0
+    run = tmp_path / "run"
+    (run / "weights.npz").unlink()
+    checkpoint, settings = (run / "checkpoint.npz").read_bytes(), (run / "run.json").read_text()
+    capsys.readouterr()
+
+    def refused(message, where="run"):
+        with pytest.raises(SystemExit):
+            main(["train", model, "--resume", where])
+        assert message in capsys.readouterr().err
+
+    tc.graph.clear_session()  # the layer names of the run's model
+    trained = mlp()
+    trained.compile(optimizer=tc.optim.Adam.keras(None), loss="categorical_crossentropy")
+    io.save_checkpoint(run / "checkpoint.npz", trained, trained.optimizer, 1)  # ModelCheckpoint's
+    refused(
+        "--resume run: run/checkpoint.npz holds no training history, so tinycnn train did not "
+        "write it (a ModelCheckpoint file?)"
+    )
+    (run / "checkpoint.npz").write_bytes(checkpoint)
+    for key, value, rule in (
+        ("epochs", "five", "not an integer"),
+        ("optimizer", "lion", "not one of adam, sgd, rmsprop, adamw"),
+        ("input_shape", 5, "not a list of integers"),
+        ("lr", None, "not a number"),
+    ):
+        (run / "run.json").write_text(json.dumps({**json.loads(settings), key: value}))
+        refused(f"run/run.json: {key} is {value!r}, {rule}; repair or delete it")
+    (run / "run.json").unlink()
+    refused("--resume run: not a tinycnn train run to continue (it has no run.json)")
+    (run / "checkpoint.npz").unlink()
+    refused("(it has no run.json and no checkpoint.npz)")
+    (run / "run.json").write_text(settings)
+    refused("(it has no checkpoint.npz)")
+
+
+def test_runs_lists_every_run_whatever_its_checkpoint_holds(tmp_path, monkeypatch, capsys):
+    """One odd checkpoint is one odd row: the listing goes on."""
+    from tinycnn import io
+
+    monkeypatch.chdir(tmp_path)
+    for name, history in (
+        ("m", {"history": {"val_loss": [0.5, None], "loss": [0.5, 0.25]}}),  # NaN: JSON null
+        ("m-2", ["not", "a", "dict"]),
+        ("m-3", {"history": {"loss": 7}}),
+    ):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "run.json").write_text('{"model": "m", "epochs": 4}')
+        meta = {"kind": "training", "epoch": 2, "history": history}
+        io.save_state(tmp_path / "runs" / name / "checkpoint.npz", {}, meta)
+    assert main(["runs"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:5]]
+    assert rows[0] == ["runs/m", "m", "2/4", "loss", "0.2500", "stopped"]
+    assert rows[1] == ["runs/m-2", "m", "?/4", "checkpoint", "unreadable"]
+    assert rows[2] == ["runs/m-3", "m", "?/4", "checkpoint", "unreadable"]

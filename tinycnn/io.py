@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
-import tempfile
+import secrets
+import stat
 import zipfile
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ __all__ = [
     "save_checkpoint",
     "save_state",
     "save_weights",
+    "write_text",
 ]
 
 FORMAT = "tinycnn-checkpoint"
@@ -57,6 +61,23 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new, empty file next to ``path`` for its next version: with ``path``'s permissions
+    when it exists, else those a new file gets (``0o666`` less the umask), as ``np.save``'s."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+            )
+        except FileExistsError:
+            continue
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
+        return fd, tmp
+    raise FileExistsError(f"save_state: no free temporary name next to {path}")
+
+
 def save_state(
     path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None
 ) -> Path:
@@ -78,7 +99,7 @@ def save_state(
         raise TypeError(f"save_state: meta must be JSON-serialisable ({exc})") from None
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(directory / path.name)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **{_META: np.frombuffer(meta_bytes, np.uint8)}, **clean)
@@ -92,6 +113,24 @@ def save_state(
             os.unlink(tmp)
         raise
     _fsync_dir(directory)
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` as :func:`save_state` writes: atomically, so that a
+    process killed meanwhile leaves the previous file whole."""
+    path = Path(path)
+    fd, tmp = _create_temporary(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 
@@ -121,6 +160,7 @@ def _reading(path: Path):
         raise
     except (
         zipfile.BadZipFile,
+        zlib.error,
         EOFError,
         OSError,
         KeyError,
@@ -130,7 +170,8 @@ def _reading(path: Path):
         raise CheckpointError(
             f"{path}: corrupt or truncated checkpoint ({type(exc).__name__}: {exc})"
         ) from None
-    except ValueError as exc:  # np.load refusing a pickled object array, or a bad header
+    except (ValueError, RuntimeError) as exc:  # a pickled object array, a bad header, a zip
+        # member that is encrypted or compressed in a way zipfile does not read
         raise CheckpointError(f"{path}: unreadable checkpoint ({exc})") from None
 
 
@@ -138,10 +179,21 @@ def _meta(npz, path: Path) -> dict[str, Any]:
     """The ``__meta__`` entry of an open file: a tinycnn checkpoint of a version we read."""
     if _META not in npz.files:
         raise CheckpointError(f"{path}: not a tinycnn checkpoint (no {_META} entry)")
-    meta = json.loads(npz[_META].tobytes().decode())
-    if meta.get("format") != FORMAT:
+    raw = npz[_META]  # np.load gives the member's bytes when it is not an .npy
+    if not isinstance(raw, np.ndarray):
+        raise CheckpointError(f"{path}: corrupt checkpoint ({_META} is not an .npy array)")
+    meta = json.loads(raw.tobytes().decode())
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a tinycnn checkpoint (format {meta!r:.80})")
-    if meta.get("version", 0) > VERSION:
+    version, names = meta.get("version", 0), meta.get("names", [])
+    if not isinstance(version, int) or not (
+        isinstance(names, list) and all(isinstance(n, str) for n in names)
+    ):
+        raise CheckpointError(
+            f"{path}: corrupt checkpoint metadata (version {version!r:.40}, names {names!r:.80}; "
+            "need an int and a list of array names)"
+        )
+    if version > VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {meta['version']} is newer than this "
             f"tinycnn reads ({VERSION}); upgrade tinycnn"
@@ -163,8 +215,31 @@ def load_state(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarray], d
         if set(names) != present:
             lost = sorted(set(names) - present)[:5]
             raise CheckpointError(f"{path}: arrays missing from the file: {lost}")
-        arrays = OrderedDict((name, npz[name]) for name in names)
+        arrays = OrderedDict((name, _read_array(npz, name, path)) for name in names)
     return arrays, meta
+
+
+def _read_array(npz, name: str, path: Path) -> np.ndarray:
+    """``npz[name]``, once its header's shape and dtype are found to need exactly the bytes the
+    member holds (a damaged header could otherwise ask for terabytes, or read too little)."""
+    member = name + ".npy" if name + ".npy" in npz.zip.namelist() else name
+    info = npz.zip.getinfo(member)
+    with npz.zip.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }.get(version)
+        if read_header is not None:
+            shape, _, dtype = read_header(f)
+            held = info.file_size - f.tell()
+            needed = math.prod(shape) * dtype.itemsize
+            if not dtype.hasobject and needed != held:
+                raise CheckpointError(
+                    f"{path}: corrupt checkpoint: array {name} declares shape {shape} of "
+                    f"{dtype} ({needed:,} bytes) but the file holds {held:,} bytes of it"
+                )
+    return npz[name]
 
 
 def load_meta(path: str | os.PathLike) -> dict[str, Any]:

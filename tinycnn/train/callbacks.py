@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import string
 import sys
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,22 @@ class ModelCheckpoint(Callback):
         self.mode = _mode_op("ModelCheckpoint", mode, monitor)
         self.best = math.inf if self.mode == "min" else -math.inf
         self.last_saved: Path | None = None
+        self._check_template()
+
+    def _check_template(self) -> None:
+        """Refuse a ``filepath`` that no epoch could format (a positional ``{}``, an unclosed
+        brace, ``{epoch:s}``) now, not after the first epoch has trained."""
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(self.filepath) if f is not None]
+            names = {f.split(".", 1)[0].split("[", 1)[0] for f in fields}
+            if "" in names or any(name.isdigit() for name in names):
+                raise IndexError("a positional field; name epoch or a log, as {epoch:02d}")
+            self.filepath.format(**{**{name: 0.5 for name in names}, "epoch": 1})
+        except (ValueError, IndexError, AttributeError, TypeError, KeyError) as exc:
+            raise ValueError(
+                f"ModelCheckpoint: filepath {self.filepath!r} is not a template over epoch (an "
+                f"int) and the logs (floats), as 'ckpt-{{epoch:02d}}-{{val_loss:.3f}}.npz': {exc}"
+            ) from None
 
     def _path(self, epoch: int, logs: dict) -> Path:
         try:

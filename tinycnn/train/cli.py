@@ -264,6 +264,7 @@ def _use_run_settings(args) -> dict:
     for key in ("input_shape", "num_classes", "data"):
         if hasattr(args, key) and getattr(args, key) is None and saved.get(key) is not None:
             value = saved[key]
+            _check_setting(run, key, value, None)
             setattr(args, key, tuple(value) if key == "input_shape" else value)
     if getattr(args, "dataset", None) == "auto" and not saved.get("data"):
         args.dataset = saved.get("dataset", "auto")
@@ -324,7 +325,36 @@ def _keep_logged_epochs(log: Path, epochs: int) -> None:
         rows = [ln for ln in lines[1:] if ln.split(",", 1)[0].isdigit()]
         kept = [ln for ln in rows if int(ln.split(",", 1)[0]) < epochs]
         if len(kept) < len(rows):
-            log.write_text("".join(lines[:1] + kept))
+            from .. import io
+
+            io.write_text(log, "".join(lines[:1] + kept))
+
+
+# what run.json holds for each setting (an int where not named; null allowed for the optional)
+_SETTING_TYPES = {"lr": float, "val_split": float, "input_shape": list, "data": str,
+                  "dataset": str, "optimizer": str, "schedule": str,
+                  "class_weight": str}  # fmt: skip
+_OPTIONAL_SETTINGS = ("input_shape", "num_classes", "data", "limit")
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", list: "a list of integers"}
+
+
+def _check_setting(path: Path, key: str, value, choices) -> None:
+    """Refuse a run.json ``key`` that tinycnn train does not write (edited by hand, or
+    damaged): the wrong type, or a value outside the flag's choices."""
+    from ..cli import CLIError
+
+    want = _SETTING_TYPES.get(key, int)
+    if value is None:
+        fits = key in _OPTIONAL_SETTINGS
+    elif key == "input_shape":
+        fits = isinstance(value, list) and all(type(v) is int for v in value)
+    elif want is float:
+        fits = type(value) in (int, float)
+    else:
+        fits = type(value) is want and (choices is None or value in choices)
+    if not fits:
+        rule = f"one of {', '.join(choices)}" if choices else _TYPE_NAMES[want]
+        raise CLIError(f"{path}: {key} is {value!r}, not {rule}; repair or delete it")
 
 
 def _resume_run(args: argparse.Namespace) -> Path:
@@ -349,15 +379,21 @@ def _resume_run(args: argparse.Namespace) -> Path:
                 "no weights.npz yet); name the run to continue: --resume DIR"
             )
         out = runs[-1]
-    if not (out / "run.json").is_file() or not (out / CHECKPOINT).is_file():
-        raise CLIError(f"--resume {out}: not a tinycnn train run (no run.json and {CHECKPOINT})")
+    lacking = [name for name in ("run.json", CHECKPOINT) if not (out / name).is_file()]
+    if lacking:
+        raise CLIError(
+            f"--resume {out}: not a tinycnn train run to continue (it has no "
+            f"{' and no '.join(lacking)})"
+        )
     saved = _read_run(out / "run.json")
     if saved["model"] != args.model:
         raise CLIError(f"--resume {out}: that run trained {saved['model']}, not {args.model}")
     defaults = argparse.ArgumentParser()
     configure_train(defaults)
+    choices = {action.dest: action.choices for action in defaults._actions}
     for key in RUN_SETTINGS:
         value = saved.get(key, defaults.get_default(key))
+        _check_setting(out / "run.json", key, value, choices.get(key))
         value = tuple(value) if key == "input_shape" and value is not None else value
         given = getattr(args, key)
         if key == "data" and given is not None:
@@ -372,9 +408,64 @@ def _resume_run(args: argparse.Namespace) -> Path:
     return out
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+RUN_FILES = ("run.json", CHECKPOINT, "weights.npz")
+
+
+def _check_out(out: Path, model: str) -> None:
+    """Refuse an ``--out`` that is a file or holds a run: a new run never overwrites one."""
+    from ..cli import CLIError
+
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out}: is a file, not a directory")
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found:
+        stopped = (out / CHECKPOINT).is_file() and not (out / "weights.npz").exists()
+        resume = f"continue it with `tinycnn train {model} --resume {out}`, " if stopped else ""
+        raise CLIError(
+            f"--out {out}: holds a run already ({', '.join(found)}); a new run never overwrites "
+            f"one: {resume}give another --out, or delete {out} first"
+        )
+
+
+def _start_run(out: Path, name: str, chosen: bool, settings: dict) -> Path:
+    """Create the run directory and its ``run.json`` exclusively, so that of two runs started at
+    once neither writes over the other: with the default ``runs/MODEL[-N]`` the later takes
+    the next number, with the same ``--out`` (``chosen``) it is refused.  Returns the
+    directory."""
     import json
 
+    while True:
+        try:
+            out.mkdir(parents=True, exist_ok=chosen)
+            with open(out / "run.json", "x") as f:
+                f.write(json.dumps(settings, indent=2) + "\n")
+            return out
+        except FileExistsError:
+            if chosen:
+                _check_out(out, settings["model"])
+                raise
+            taken, out = out, new_run_dir(name, out.parent)
+            if out == taken:  # a file where the run directory would go
+                from ..cli import CLIError
+
+                raise CLIError(
+                    f"{out}: is a file, not a directory, so the run cannot be written there; "
+                    "move it away, or give --out DIR"
+                ) from None
+
+
+def _saved_note(args, out: Path, done: int) -> str:
+    """What is saved of a run stopped after ``done`` epochs, and how to continue it."""
+    if done == 0:
+        return "no epoch finished, nothing saved"
+    epochs = f"{done} finished epochs are" if done > 1 else "finished epoch is"
+    return (
+        f"the {epochs} saved in {out / CHECKPOINT}; "
+        f"continue with `tinycnn train {args.model} --resume {out}`"
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     from .. import io, optim
     from .. import random as tc_random
     from ..cli import CLIError
@@ -394,9 +485,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     data_name = _dataset_name(args.data, dataset)
     if out is None:
         out = Path(args.out) if args.out else new_run_dir(model.name)
+        if args.out:
+            _check_out(out, args.model)
     model.summary()
-    if not args.out and not resume and out.name != model.name:
-        print(f"(earlier runs of {model.name} are kept: this one writes to {out})")
     x, y = _load(args, dataset, "train", input_shape, args.limit)
     x_test, y_test = _load(args, dataset, "test", input_shape, args.limit)
     opt = {
@@ -410,32 +501,49 @@ def cmd_train(args: argparse.Namespace) -> int:
     before, initial_epoch = None, 0
     if resume:
         meta = io.load_checkpoint(out / CHECKPOINT, model, model.optimizer)
-        before, initial_epoch = History.from_dict(meta["history"]), meta["epoch"]
-        if initial_epoch >= args.epochs:
+        try:
+            before, initial_epoch = History.from_dict(meta["history"]), int(meta["epoch"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise CLIError(
+                f"--resume {out}: {out / CHECKPOINT} holds no training history, so tinycnn train "
+                "did not write it (a ModelCheckpoint file?); resume from the run's own "
+                "checkpoint, or load this one with --weights"
+            ) from None
+        if initial_epoch >= args.epochs and (out / "weights.npz").exists():
             raise CLIError(f"--resume {out}: the run finished its {args.epochs} epochs already")
         _keep_logged_epochs(out / "log.csv", initial_epoch)
     else:  # the run directory appears once the data and the model are ready
-        out.mkdir(parents=True, exist_ok=True)
         settings = {"model": args.model, **{key: getattr(args, key) for key in RUN_SETTINGS}}
         settings["classes"] = args.classes
         if dataset != "folder":
             settings["dataset"] = dataset  # resolved: what --dataset auto picked
-        (out / "run.json").write_text(json.dumps(settings, indent=2) + "\n")
+        out = _start_run(out, model.name, bool(args.out), settings)
+        if not args.out and out.name != model.name:
+            print(f"(earlier runs of {model.name} are kept: this one writes to {out})")
     cbs = [CSVLogger(out / "log.csv", append=resume)]
     if args.schedule == "cosine":
         cbs.append(LearningRateScheduler(cosine_schedule(args.lr, args.epochs)))
     elif args.schedule == "plateau":
         monitor = "val_loss" if args.val_split else "loss"
         cbs.append(ReduceLROnPlateau(monitor, factor=0.5, patience=2, verbose=1))
-    cbs.append(_run_checkpoint(out / CHECKPOINT, before))
+    checkpoint = _run_checkpoint(out / CHECKPOINT, before)
+    cbs.append(checkpoint)
     doing = f"resuming {out} at epoch {initial_epoch + 1}: " if resume else ""
-    print(
-        f"\n{doing}training {model.name} on {data_name}: {len(x)} images (last {args.val_split:g} "
-        f"held out), {args.epochs} epochs, batch {args.batch_size}, {args.optimizer} "
-        f"lr={args.lr:g} ({args.schedule}), shifts of up to {args.augment} px, seed {args.seed}"
-        + (", balanced class weights" if args.class_weight == "balanced" else ""),
-        flush=True,
-    )
+    if initial_epoch >= args.epochs:  # stopped after its last checkpoint, before weights.npz
+        print(
+            f"\nfinishing {out}: its {args.epochs} epochs are trained (in {CHECKPOINT}); "
+            "writing what it had not written yet",
+            flush=True,
+        )
+    else:
+        print(
+            f"\n{doing}training {model.name} on {data_name}: {len(x)} images (last "
+            f"{args.val_split:g} held out), {args.epochs} epochs, batch {args.batch_size}, "
+            f"{args.optimizer} lr={args.lr:g} ({args.schedule}), shifts of up to {args.augment} "
+            f"px, seed {args.seed}"
+            + (", balanced class weights" if args.class_weight == "balanced" else ""),
+            flush=True,
+        )
     fill = "reflect" if dataset == "folder" else "zeros"  # photos have no black background
     layout = "channels_last" if args.channels_last else "channels_first"
     augment = RandomTranslation(args.augment, fill, layout) if args.augment else None
@@ -454,25 +562,26 @@ def cmd_train(args: argparse.Namespace) -> int:
             initial_epoch=initial_epoch,
             class_weight=None if args.class_weight == "none" else args.class_weight,
         )
-    except KeyboardInterrupt:  # model.history exists once fit has checked the data
-        ran = getattr(model, "history", None)
-        done = initial_epoch + (len(ran.epoch) if ran is not None else 0)
-        if done == 0:
-            print(f"\ninterrupted in epoch 1 of {args.epochs}: no epoch finished, nothing saved")
-        else:
-            print(
-                f"\ninterrupted in epoch {done + 1} of {args.epochs}: the {done} finished "
-                f"epoch{'s' if done > 1 else ''} are saved in {out / CHECKPOINT}; continue "
-                f"with `tinycnn train {args.model} --resume {out}`"
-            )
-        return 130
+    except (KeyboardInterrupt, OSError) as e:  # Ctrl-C; a disk full, a folder gone
+        done = initial_epoch + checkpoint.saved  # the epochs checkpoint.npz holds
+        if isinstance(e, KeyboardInterrupt):
+            saved = _saved_note(args, out, done)
+            print(f"\ninterrupted in epoch {done + 1} of {args.epochs}: {saved}")
+            return 130
+        print(f"\ntraining stopped by an error: {_saved_note(args, out, done)}")
+        raise
     seconds = time.perf_counter() - t0
     ran = len(history.epoch)
     per_epoch = sum(history.epoch_seconds) / max(ran, 1)
     if before is not None:
         history = before.extend(history)
-    model.save_weights(out / "weights.npz")
-    history.to_json(out / "history.json")
+    try:
+        history.to_json(out / "history.json")
+        model.save_weights(out / "weights.npz")  # last: a run with weights.npz has finished
+    except OSError:
+        saved = _saved_note(args, out, initial_epoch + checkpoint.saved)
+        print(f"\nweights.npz not written: {saved}")
+        raise
     wrote = ["weights.npz", "history.json", "log.csv", "run.json", CHECKPOINT]
     try:
         history.plot(out / "curves.png", title=f"{model.name} on {data_name}")
@@ -773,7 +882,8 @@ def _run_row(path: Path) -> tuple[list[str], str | None]:
         try:
             meta = io.load_meta(path / CHECKPOINT)
             done, history = int(meta.get("epoch", 0)), meta.get("history", {}).get("history", {})
-        except (io.CheckpointError, OSError):
+            history = {k: v for k, v in history.items() if v and isinstance(v[-1], (int, float))}
+        except (ValueError, TypeError, AttributeError, OSError):  # CheckpointError included
             return [
                 str(path),
                 settings["model"],

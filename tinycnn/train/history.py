@@ -83,10 +83,10 @@ class History:
         return self
 
     def to_json(self, path: str | os.PathLike) -> Path:
-        """Write :meth:`to_dict` as JSON."""
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        """Write :meth:`to_dict` as JSON, atomically (an earlier file is replaced whole)."""
+        from ..io import write_text
+
+        return write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def plot(self, path: str | os.PathLike, title: str | None = None) -> Path:
         """Draw accuracy (left) and loss (right) per epoch, train and validation, as the seed's

@@ -317,6 +317,16 @@ def test_misuse_errors():
         train.fit(model, x, y, validation_split=1.5, verbose=0)
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         train.fit(model, x, y, batch_size=0, verbose=0)
+    for bad in (0, -1, 1.5, True):  # was: range() errors, or an empty array for -1
+        with pytest.raises(
+            ValueError, match=f"predict: batch_size must be a positive int, got {bad}"
+        ):
+            train.predict(model, x, batch_size=bad)
+        with pytest.raises(
+            ValueError, match=f"evaluate: batch_size must be a positive int, got {bad}"
+        ):
+            train.evaluate(model, x, y, batch_size=bad, verbose=0)
+    assert train.predict(model, x, batch_size=np.int64(7)).shape[0] == len(x)
     with pytest.raises(ValueError, match="epochs and initial_epoch must be ints >= 0, got -1"):
         train.fit(model, x, y, epochs=-1, verbose=0)  # was: silently no training
     with pytest.raises(ValueError, match="unknown loss 'hinge'"):

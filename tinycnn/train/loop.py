@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import time
 from typing import Any
 
@@ -144,6 +145,15 @@ def _without_output_activation(fused):
 # --------------------------------------------------------------------------------- helpers
 def _resolve_metrics(cfg: _Config, y: np.ndarray, n_outputs: int) -> list:
     return [metrics_mod.get(m, cfg.loss.name, y.ndim, n_outputs) for m in cfg.metric_ids]
+
+
+def _check_batch_size(where: str, batch_size) -> None:
+    if (
+        not isinstance(batch_size, numbers.Integral)
+        or isinstance(batch_size, bool)
+        or batch_size < 1
+    ):
+        raise ValueError(f"{where}: batch_size must be a positive int, got {batch_size!r}")
 
 
 def _batches(n: int, batch_size: int, order: np.ndarray | None):
@@ -291,8 +301,7 @@ def fit(
         raise ValueError(
             f"fit: epochs and initial_epoch must be ints >= 0, got {epochs!r}, {initial_epoch!r}"
         )
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
+    _check_batch_size("fit", batch_size)
     spec = input_spec(model)
     x = check_inputs("fit", x, spec)
     if sample_weight is not None:
@@ -449,6 +458,7 @@ def evaluate(
     """The loss (plus metrics) on ``x``, ``y``, in inference mode: a float when there are no
     metrics, else ``[loss, *metrics]`` (or a dict with ``return_dict``), as Keras."""
     cfg = _config(model, "evaluate")
+    _check_batch_size("evaluate", batch_size)
     spec = input_spec(model)
     x = check_inputs("evaluate", x, spec)
     output_shape = _output_shape(model, x)
@@ -474,6 +484,7 @@ def evaluate(
 def predict(model, x, batch_size: int = 32, verbose=0) -> np.ndarray:
     """The model's outputs on ``x`` (inference mode, batched, under ``no_grad``) as one
     NumPy array; the output activation is kept (probabilities for a softmax model)."""
+    _check_batch_size("predict", batch_size)
     spec = input_spec(model)
     x = check_inputs("predict", x, spec)
     outs = []

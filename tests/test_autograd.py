@@ -264,3 +264,112 @@ def test_sum_mean_gradcheck(dim, keep):
 def test_sum_keeps_float32():
     x = tc.tensor(np.ones((4, 4), np.float32))
     assert x.sum().dtype == np.float32 and x.mean(1).dtype == np.float32
+
+
+def test_tensor_owns_read_only_data_and_converts_big_endian():
+    frozen = np.frombuffer(np.ones(6).tobytes()).reshape(2, 3)  # read-only, like a file's bytes
+    w = tc.tensor(frozen, requires_grad=True)
+    assert w.numpy().flags.writeable and not np.shares_memory(w.numpy(), frozen)
+    (w * 2.0).sum().backward()
+    tc.optim.SGD([w], lr=0.5).step()  # updates in place: no Numba "readonly array" error
+    np.testing.assert_array_equal(w.numpy(), np.zeros((2, 3)))
+    big = tc.tensor(np.array([-1.0, 2.0], dtype=">f8"))
+    assert big.dtype == np.float64 and big.dtype.isnative
+    np.testing.assert_array_equal(tc.functional.relu(big).numpy(), [0.0, 2.0])
+    with pytest.raises(OverflowError, match=r"tensor: cannot make an array of \[inf\]"):
+        tc.tensor([np.inf], dtype=np.int64)
+
+
+def test_backward_casts_grad_to_the_tensors_dtype_and_copies_it():
+    x = tc.tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+    tc.functional.relu(x).backward(tc.tensor(np.ones(3, np.float32)))  # as PyTorch: cast
+    assert x.grad.dtype == np.float64
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0, 1.0])
+    x.grad = None
+    g = tc.tensor(np.array([1.0, 2.0, 3.0]))
+    (x + 0.0).backward(g)
+    assert not np.shares_memory(x.grad.numpy(), g.numpy())  # the caller may reuse its array
+    for bad in ("abc", [None, 1.0, 2.0]):
+        with pytest.raises(TypeError, match="backward: grad must be numbers"):
+            (x * 2.0).backward(bad)
+
+
+def test_sum_of_bools_and_small_ints_is_int64():
+    pred, label = tc.tensor(np.array([1, 2, 3, 4])), tc.tensor(np.array([1, 0, 3, 4]))
+    correct = (pred == label).sum()
+    assert correct.dtype == np.int64 and correct.item() == 3  # not True
+    assert tc.tensor(np.full(100, 100, np.int8)).sum().item() == 10_000  # no int8 wrap
+    wide = tc.tensor(np.full((2, 300), 200, np.uint8)).sum(1)
+    np.testing.assert_array_equal(wide.numpy(), [60_000, 60_000])
+
+
+def test_argmax_checks_its_dim():
+    t = tc.tensor(np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 1.0]]))
+    assert t.argmax().item() == 3 and t.argmax(-1).tolist() == [1, 0]
+    assert tc.tensor(3.0).argmax(0).item() == 0
+    with pytest.raises(ValueError, match="argmax: dim 2 is out of range for a 2-d tensor"):
+        t.argmax(2)
+    with pytest.raises(TypeError, match="argmax: dim must be None or an int, got 1.0"):
+        t.argmax(1.0)
+    with pytest.raises(ValueError, match=r"argmax: the reduced dim 0 is empty \(shape \(0, 3\)\)"):
+        tc.tensor(np.zeros((0, 3))).argmax(0)
+
+
+def test_requires_grad_cannot_be_switched_off_on_a_non_leaf():
+    y = tc.tensor(np.ones(2), requires_grad=True) * 2.0
+    with pytest.raises(RuntimeError, match="requires_grad_: only a leaf tensor"):
+        y.requires_grad_(False)
+    assert y.requires_grad and not y.detach().requires_grad
+
+
+def test_arguments_without_a_gradient_must_not_require_one():
+    x = tc.tensor(np.random.default_rng(0).random((3, 4)))
+    w = tc.tensor(np.ones(4), requires_grad=True)
+    target = tc.tensor(np.array([0, 1, 2]))
+    F = tc.functional
+    with pytest.raises(ValueError, match="cross_entropy: weight requires grad, but cross_entropy"):
+        F.cross_entropy(x, target, w)
+    with pytest.raises(ValueError, match="nll_loss: weight requires grad"):
+        F.nll_loss(x, target, w)
+    with pytest.raises(ValueError, match="binary_cross_entropy: weight requires grad"):
+        F.binary_cross_entropy(x, x, w)
+    with pytest.raises(ValueError, match="batch_norm: running_mean requires grad"):
+        mean = tc.zeros(4, dtype=np.float64, requires_grad=True)
+        F.batch_norm(x, mean, tc.ones(4, dtype=np.float64))
+    with tc.no_grad():
+        loss = F.cross_entropy(x, target, w)
+    assert loss.item() == F.cross_entropy(x, target, w.detach()).item()
+
+
+def test_operands_that_are_not_numbers_raise():
+    x = tc.tensor(np.ones(2))
+    for bad in (None, "a", 1j):
+        with pytest.raises(TypeError, match="add: the other operand must be a tensor, a number"):
+            x + bad
+    with pytest.raises(OverflowError, match="add: 300 does not fit in int8"):
+        tc.tensor(np.int8([1, 2])) + 300
+
+
+def test_tensor_methods_check_dtypes_like_the_functional_ops():
+    ints = tc.tensor(np.arange(3))
+    for method in ("relu", "tanh", "sigmoid"):
+        with pytest.raises(TypeError, match=f"{method}: input must be float32 or float64"):
+            getattr(ints, method)()  # not tanh truncated to [0, 0, 0]
+    x = tc.tensor(np.array([1.5, -2.5]), requires_grad=True)
+    rounded = x.astype(np.int64)
+    assert not rounded.requires_grad  # no gradient through a cast to integers, as PyTorch
+    (x.astype(np.float32) * 2.0).sum().backward()
+    assert x.grad.dtype == np.float64 and x.grad.tolist() == [2.0, 2.0]
+    for bad in (np.complex128, np.float16, "U3"):
+        with pytest.raises(TypeError, match="astype: a tensor holds float32 or float64"):
+            x.astype(bad)
+
+
+def test_truth_value_and_python_scalars():
+    assert bool(tc.tensor(1.0)) and not bool(tc.tensor(np.array([0.0])))
+    assert float(tc.tensor(np.float32([1.5]))) == 1.5 and int(tc.tensor(np.array([[3]]))) == 3
+    a, b = tc.tensor(np.zeros(2)), tc.tensor(np.ones(2))
+    with pytest.raises(ValueError, match=r"bool: the truth value of a tensor of 2 elements"):
+        bool(a == b)  # was True: len() decided
+    with pytest.raises(ValueError, match="float: only one-element tensors"):
+        float(a)

@@ -311,3 +311,67 @@ def test_large_binary_ops_run_in_parallel_and_equal_numpy(op, ref, dtype, monkey
     out.sum().backward()
     np.testing.assert_array_equal(out.numpy(), ref(a, b))
     assert tx.grad is not None and ty.grad is not None
+
+
+@pytest.mark.parametrize("xs,ws", [((2, 0), (4, 0)), ((2, 5, 0), (4, 0)), ((2, 3), (0, 3))])
+def test_linear_with_zero_features(xs, ws):
+    rng = np.random.default_rng(8)
+    x, w, b = rand(rng, *xs), rand(rng, *ws), rand(rng, ws[0])
+    args = [tc.tensor(a, requires_grad=True) for a in (x, w, b)]
+    out = F.linear(*args)
+    np.testing.assert_array_equal(out.numpy(), x @ w.T + b)  # in_features 0: the bias alone
+    out.backward(tc.tensor(np.ones(out.shape)))
+    np.testing.assert_array_equal(args[2].grad.numpy(), np.full(ws[0], np.prod(xs[:-1])))
+    assert args[0].grad.shape == xs and args[1].grad.shape == ws
+
+
+def test_dims_out_of_range_raise_instead_of_wrapping():
+    x = tc.tensor(np.ones((2, 3)))
+    for fn, msg in [
+        (lambda: x.flatten(5), "flatten: start_dim 5 is out of range for a 2-d tensor"),
+        (lambda: x.flatten(0, -3), "flatten: end_dim -3 is out of range"),
+        (lambda: x.transpose(0, 2), "transpose: dim1 2 is out of range"),
+        (lambda: x.transpose(-3, 0), "transpose: dim0 -3 is out of range"),
+        (lambda: x.permute(0, -3), "permute: dim -3 is out of range"),
+        (lambda: tc.cat([x, x], 2), "cat: dim 2 is out of range for a 2-d tensor"),
+        (lambda: tc.cat([x, x], -3), "cat: dim -3 is out of range"),
+        (lambda: tc.cat([tc.tensor(1.0), tc.tensor(2.0)]), "cat: tensors\\[0\\] is 0-d"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            fn()
+    for fn, msg in [
+        (lambda: x.reshape(1.5, 4), "reshape: shape must be ints"),
+        (lambda: x.reshape(3.0, 2), "reshape: shape must be ints"),
+        (lambda: x.permute(1.0, 0), "permute: dims must be ints"),
+        (lambda: tc.cat([x, x], 1.0), "cat: dim must be an int, got 1.0"),
+    ]:
+        with pytest.raises(TypeError, match=msg):
+            fn()
+    assert x.transpose(-1, 0).shape == (3, 2) and tc.cat([x, x], -1).shape == (2, 6)
+    s = tc.tensor(2.0, requires_grad=True)  # 0-d: dims 0 and -1, as PyTorch
+    (s.transpose(0, -1) * 3.0).backward()
+    assert s.grad.item() == 3.0 and s.flatten(-1).shape == (1,)
+
+
+def test_getitem_takes_tensors_inside_a_tuple_and_names_its_errors():
+    x = tc.tensor(rand(np.random.default_rng(9), 3, 4), requires_grad=True)
+    cols = tc.tensor(np.array([2, 0, 2]))
+    np.testing.assert_array_equal(x[1:, cols].numpy(), x.numpy()[1:, [2, 0, 2]])
+    mask = tc.tensor(np.array([True, False, True, False]))
+    np.testing.assert_array_equal(x[0, mask].numpy(), x.numpy()[0, [0, 2]])
+    gradcheck(lambda t: t[1:, cols] * 2.0, [x])
+    with pytest.raises(IndexError, match=r"getitem: index 5 is out of bounds.*shape \(3, 4\)"):
+        x[5]
+    with pytest.raises(IndexError, match="getitem: only integers, slices"):
+        x[1.0]
+
+
+def test_pad_needs_int_pads_and_a_non_empty_dim_to_replicate():
+    x = tc.tensor(np.ones((2, 3)))
+    for bad in [(1.5, 1), "ab", 1]:
+        with pytest.raises(TypeError, match="pad: pad must be a tuple of ints"):
+            F.pad(x, bad)
+    with pytest.raises(ValueError, match=r"replicate padding \(1, 1\) needs a non-empty dim 1"):
+        F.pad(tc.tensor(np.ones((2, 0))), (1, 1), mode="replicate")
+    assert F.pad(x, [np.int64(1), 2]).shape == (2, 6)
+    assert F.pad(tc.tensor(np.ones((0, 2))), (1, 1), mode="replicate").shape == (0, 4)

@@ -96,10 +96,8 @@ class Function:
         self._released = True
 
 
-def backward(root: Tensor, grad: Any = None) -> None:
+def backward(root: Tensor, grad: Tensor | None = None) -> None:
     """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
-    from .tensor import Tensor
-
     if not root.requires_grad:
         raise RuntimeError(
             "backward: this tensor does not require grad and has no grad_fn "
@@ -117,10 +115,19 @@ def backward(root: Tensor, grad: Any = None) -> None:
                 f"tensor has shape {root.shape}: pass grad= of that shape"
             )
         grad = root._backend.full(root.shape, 1.0, root.dtype)
-    elif isinstance(grad, Tensor):
-        grad = grad.data
-    if tuple(grad.shape) != root.shape:
-        raise ValueError(f"backward: grad shape {tuple(grad.shape)} != tensor shape {root.shape}")
+    else:
+        if grad.device != root.device:
+            raise ValueError(
+                f"backward: grad is on {grad.device}, the tensor on {root.device}; move it with "
+                ".to(device) first"
+            )
+        if tuple(grad.shape) != root.shape:
+            raise ValueError(
+                f"backward: grad shape {tuple(grad.shape)} != tensor shape {root.shape}"
+            )
+        # a copy in the tensor's dtype, as PyTorch casts: the leaves' .grad then has their
+        # dtype and never shares memory with the caller's array
+        grad = root._backend.astype(grad.data, root.dtype)
 
     order = _topological_order(root)
     grads: dict[int, Any] = {id(root): grad}

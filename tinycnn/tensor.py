@@ -94,6 +94,27 @@ class Tensor:
     def _backend(self):
         return get_backend(self.device)
 
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise ValueError(
+                f"bool: the truth value of a tensor of {self.size} elements (shape "
+                f"{self.shape}) is ambiguous; use (t == u).sum() or a reduction first"
+            )
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self._scalar("float"))
+
+    def __int__(self) -> int:
+        return int(self._scalar("int"))
+
+    def _scalar(self, op: str):
+        if self.size != 1:
+            raise ValueError(
+                f"{op}: only one-element tensors convert to a Python scalar, shape {self.shape}"
+            )
+        return self.item()
+
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
@@ -134,7 +155,22 @@ class Tensor:
         return self.to("cuda")
 
     def astype(self, dtype) -> Tensor:
-        return _shape_ops.Cast.apply(self, dtype=np.dtype(dtype))
+        """A copy in ``dtype``; differentiable to float32/float64 only (an integer or bool
+        result has no gradient, as in PyTorch)."""
+        try:
+            target = np.dtype(dtype)
+        except TypeError as e:
+            raise TypeError(f"astype: {dtype!r} is not a dtype: {e}") from None
+        if target.kind not in "biuf" or target == np.float16:
+            raise TypeError(
+                f"astype: a tensor holds float32 or float64 values, or integers and bools, "
+                f"got {target}"
+            )
+        target = target.newbyteorder("=")
+        if target not in _FLOAT_DTYPES:
+            with autograd.no_grad():
+                return _shape_ops.Cast.apply(self, dtype=target)
+        return _shape_ops.Cast.apply(self, dtype=target)
 
     def float(self) -> Tensor:
         return self.astype(np.float32)
@@ -149,14 +185,25 @@ class Tensor:
     def requires_grad_(self, flag: bool = True) -> Tensor:
         if flag and self.dtype not in _FLOAT_DTYPES:
             raise TypeError(f"requires_grad_: dtype {self.dtype} cannot require grad")
-        self.requires_grad = flag
+        if not flag and not self.is_leaf:
+            raise RuntimeError(
+                "requires_grad_: only a leaf tensor's flag can be changed; this one is the "
+                "output of an op (use .detach() for a copy cut from the tape)"
+            )
+        self.requires_grad = bool(flag)
         return self
 
     # ----------------------------------------------------------------------------- autograd
     def backward(self, grad: Any = None) -> None:
         """Accumulate gradients into the ``.grad`` of every leaf this tensor depends on."""
         if grad is not None and not isinstance(grad, Tensor):
-            grad = Tensor(np.asarray(grad, dtype=self.dtype), device=self.device)
+            try:
+                array = np.asarray(grad)
+            except ValueError as e:  # ragged lists
+                raise ValueError(f"backward: grad must be numbers: {_what(grad)}: {e}") from None
+            if array.dtype.kind not in "biuf":
+                raise TypeError(f"backward: grad must be numbers, got {array.dtype} {_what(grad)}")
+            grad = Tensor(array.astype(self.dtype), device=self.device)
         autograd.backward(self, grad)
 
     def _accumulate_grad(self, g: Any) -> None:
@@ -178,20 +225,29 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         kind = self.dtype.kind
-        if kind in "iub" and (
-            (value := np.asarray(other)).dtype.kind in "fc" or (kind == "b" != value.dtype.kind)
-        ):
+        try:
+            value = np.asarray(other)
+        except ValueError as e:  # ragged lists
+            raise ValueError(f"{op}: cannot make an array of {_what(other)}: {e}") from None
+        if value.dtype.kind not in "biuf":  # None (NaN as a float), a string, a complex
+            raise TypeError(
+                f"{op}: the other operand must be a tensor, a number or an array of numbers, "
+                f"got {_what(other)} ({value.dtype})"
+            )
+        if kind in "iub" and (value.dtype.kind == "f" or (kind == "b" != value.dtype.kind)):
             article = "an" if str(self.dtype)[0] in "aeiou" else "a"
             raise TypeError(
                 f"{op}: {article} {self.dtype} tensor with {other!r} ({value.dtype}) would be "
                 f"cast to {self.dtype} and lose its value; cast the tensor first, e.g. "
                 "t.astype(np.float32)"
             )
+        try:
+            value = np.asarray(other, dtype=self.dtype)
+        except OverflowError as e:  # 300 with an int8 tensor
+            raise OverflowError(f"{op}: {_what(other)} does not fit in {self.dtype}: {e}") from None
         if isinstance(other, numbers.Number):
-            return Tensor._wrap(
-                self._backend.from_numpy(np.asarray(other, dtype=self.dtype)), self.device
-            )
-        return Tensor(np.asarray(other, dtype=self.dtype), device=self.device)
+            return Tensor._wrap(self._backend.from_numpy(value), self.device)
+        return Tensor(value, device=self.device)
 
     def __add__(self, other):
         return _arith.Add.apply(self, self._operand(other, "add"))
@@ -272,12 +328,25 @@ class Tensor:
         return _reduce.Mean.apply(self, dim=dim, keepdim=keepdim)
 
     def argmax(self, dim: int | None = None) -> Tensor:
-        return Tensor._wrap(self._backend.argmax(self.data, dim), self.device)
+        axis = None
+        if dim is not None:
+            if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+                raise TypeError(f"argmax: dim must be None or an int, got {dim!r}")
+            nd = max(self.ndim, 1)  # a 0-d tensor takes 0 and -1, as in PyTorch
+            if not -nd <= dim < nd:
+                raise ValueError(f"argmax: dim {dim} is out of range for a {self.ndim}-d tensor")
+            axis = int(dim) % nd if self.ndim else None
+        if (self.shape[axis] if axis is not None else self.size) == 0:
+            raise ValueError(
+                f"argmax: the reduced {'tensor' if axis is None else f'dim {axis}'} is empty "
+                f"(shape {self.shape}): an empty sequence has no argmax"
+            )
+        return Tensor._wrap(self._backend.argmax(self.data, axis), self.device)
 
     def reshape(self, *shape) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _shape_ops.Reshape.apply(self, shape=tuple(int(s) for s in shape))
+        return _shape_ops.Reshape.apply(self, shape=_ints("reshape", "shape", shape))
 
     view = reshape
 
@@ -290,7 +359,7 @@ class Tensor:
     def permute(self, *dims) -> Tensor:
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
-        return _shape_ops.Permute.apply(self, dims=tuple(int(d) for d in dims))
+        return _shape_ops.Permute.apply(self, dims=_ints("permute", "dims", dims))
 
     @property
     def T(self) -> Tensor:
@@ -305,13 +374,13 @@ class Tensor:
         return _arith.Log.apply(self)
 
     def relu(self) -> Tensor:
-        return _activation.ReLU.apply(self)
+        return _activation.relu(self)
 
     def tanh(self) -> Tensor:
-        return _activation.Tanh.apply(self)
+        return _activation.tanh(self)
 
     def sigmoid(self) -> Tensor:
-        return _activation.Sigmoid.apply(self)
+        return _activation.sigmoid(self)
 
 
 def _as_array(data: Any, dtype) -> np.ndarray:
@@ -320,7 +389,7 @@ def _as_array(data: Any, dtype) -> np.ndarray:
     else:
         try:
             array = np.asarray(data, dtype=None if dtype is None else np.dtype(dtype), order="C")
-        except (ValueError, TypeError) as e:  # ragged lists, "abc" as float, ...
+        except (ValueError, TypeError, OverflowError) as e:  # ragged lists, "abc" as float, ...
             raise type(e)(f"tensor: cannot make an array of {_what(data)}: {e}") from None
         if dtype is None and not isinstance(data, np.generic) and array.dtype == np.float64:
             array = array.astype(np.float32)  # Python floats: float32, PyTorch's default dtype
@@ -331,7 +400,19 @@ def _as_array(data: Any, dtype) -> np.ndarray:
             f"tensor: cannot hold {array.dtype} data ({_what(data)}); a tensor holds float32 or "
             "float64 values, or integers and bools (labels, masks)"
         )
-    return np.asarray(array, order="C")
+    if not array.dtype.isnative:  # big-endian data (e.g. from a file): the kernels need native
+        array = array.astype(array.dtype.newbyteorder("="))
+    array = np.asarray(array, order="C")
+    # the ops update some tensors in place (parameters, running statistics): own a read-only
+    # array's values (np.frombuffer, a read-only memmap) instead of failing inside a kernel
+    return array if array.flags.writeable else array.copy()
+
+
+def _ints(op: str, name: str, values: Sequence[Any]) -> tuple[int, ...]:
+    """``values`` as ints; a float (``2.5``, also ``2.0``) raises instead of being truncated."""
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in values):
+        raise TypeError(f"{op}: {name} must be ints, got {tuple(values)!r}")
+    return tuple(int(v) for v in values)
 
 
 def _what(data: Any) -> str:

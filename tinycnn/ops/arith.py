@@ -3,6 +3,8 @@ and ``linear`` (the dense layer's GEMM)."""
 
 from __future__ import annotations
 
+import math
+
 from ..autograd import Function
 from ..device import get_backend
 from ..tensor import Tensor, check_same_float_dtype
@@ -160,7 +162,8 @@ class Linear(Function):
     def forward(self, x, w, b=None):
         B = get_backend(self.device)
         self.x_shape = tuple(x.shape)
-        x2 = B.reshape(x, (-1, x.shape[-1]))
+        self.rows = math.prod(self.x_shape[:-1])  # no -1: in_features may be 0
+        x2 = B.reshape(x, (self.rows, x.shape[-1]))
         self.x2, self.w = x2, w
         y = B.matmul(x2, B.transpose(w, (1, 0)))
         if b is not None:
@@ -169,7 +172,7 @@ class Linear(Function):
 
     def backward(self, g):
         B = get_backend(self.device)
-        g2 = B.reshape(g, (-1, g.shape[-1]))
+        g2 = B.reshape(g, (self.rows, g.shape[-1]))
         gx = gw = gb = None
         if self.needs_input_grad[0]:
             gx = B.reshape(B.matmul(g2, self.w), self.x_shape)

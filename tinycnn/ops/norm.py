@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numbers
 
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..device import get_backend, get_kernels
 from ..tensor import Tensor
 from ._validate import number, tensor_arg
@@ -134,6 +134,12 @@ def batch_norm(
     _float_input(op, x, 2, "N, C, ...")
     running_mean = _channel_vector(op, "running_mean", running_mean, x)
     running_var = _channel_vector(op, "running_var", running_var, x)
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and t.requires_grad and is_grad_enabled():
+            raise ValueError(
+                f"{op}: {name} requires grad, but the running statistics are not on the tape "
+                f"(they are updated in place); pass {name}.detach()"
+            )
     weight = _channel_vector(op, "weight", weight, x)
     bias = _channel_vector(op, "bias", bias, x)
     if (running_mean is None) != (running_var is None):

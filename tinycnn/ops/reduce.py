@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from ..autograd import Function
 from ..device import get_backend
 
@@ -49,10 +51,14 @@ class Sum(Function):
                 "integer); cast it first, e.g. t.astype(np.float64)"
             )
         self.keepdim = keepdim
+        # integers and bools sum to int64, as in PyTorch (a bool mask's count, no int8 wrap)
+        dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.int64)
+        if x.dtype != dtype:
+            x = B.astype(x, dtype)
         out = B.sum(x, axis=self.dims, keepdims=keepdim)
         if self.scale:
             out = B.div(out, B.scalar(self.count(), x.dtype))
-        return B.astype(out, x.dtype)
+        return B.astype(out, dtype)
 
     def count(self) -> int:
         dims = range(len(self.x_shape)) if self.dims is None else self.dims

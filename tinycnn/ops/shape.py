@@ -3,6 +3,7 @@ device transfer and dtype casts."""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,10 +30,24 @@ class Reshape(Function):
         return (get_backend(self.device).reshape(g, self.x_shape),)
 
 
+def _axis(op: str, name: str, dim, ndim: int) -> int:
+    """``dim`` as an axis in ``[0, ndim)`` (negative counts from the end); a 0-d tensor takes
+    0 and -1, as in PyTorch."""
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{op}: {name} must be an int, got {dim!r}")
+    nd = max(ndim, 1)
+    if not -nd <= dim < nd:
+        raise ValueError(
+            f"{op}: {name} {dim} is out of range for a {ndim}-d tensor (expected -{nd} <= "
+            f"{name} < {nd})"
+        )
+    return int(dim) % nd
+
+
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge dims ``start_dim..end_dim`` into one (``x.flatten(1)`` keeps the batch)."""
-    nd = max(x.ndim, 1)
-    s, e = start_dim % nd, end_dim % nd
+    s = _axis("flatten", "start_dim", start_dim, x.ndim)
+    e = _axis("flatten", "end_dim", end_dim, x.ndim)
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     shape = x.shape
@@ -42,9 +57,10 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 class Permute(Function):
     def forward(self, x, dims):
-        if sorted(d % x.ndim for d in dims) != list(range(x.ndim)):
+        axes = [_axis("permute", "dim", d, x.ndim) for d in dims] if x.ndim else list(dims)
+        if sorted(axes) != list(range(x.ndim)):
             raise ValueError(f"permute: dims {dims} are not a permutation of a {x.ndim}-d tensor")
-        self.dims = tuple(d % x.ndim for d in dims)
+        self.dims = tuple(axes)
         B = get_backend(self.device)
         return B.contiguous(B.transpose(x, self.dims))
 
@@ -55,6 +71,10 @@ class Permute(Function):
 
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    dim0 = _axis("transpose", "dim0", dim0, x.ndim)
+    dim1 = _axis("transpose", "dim1", dim1, x.ndim)
+    if x.ndim == 0:
+        return Permute.apply(x, dims=())
     dims = list(range(x.ndim))
     dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
     return Permute.apply(x, dims=tuple(dims))
@@ -84,7 +104,10 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
         tensor_arg("cat", f"tensors[{i}]", t)
     check_same_device("cat", tensors)
     ref = tensors[0]
-    d = dim % max(ref.ndim, 1)
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise ValueError(f"cat: tensors[{i}] is 0-d; a 0-d tensor cannot be concatenated")
+    d = _axis("cat", "dim", dim, ref.ndim)
     for i, t in enumerate(tensors[1:], 1):
         if t.ndim != ref.ndim:
             raise ValueError(f"cat: tensors[{i}] is {t.ndim}-d, tensors[0] is {ref.ndim}-d")
@@ -148,6 +171,10 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
     """PyTorch's ``F.pad``: ``pad`` lists (left, right) pairs from the last dimension backwards,
     e.g. ``(left, right, top, bottom)`` for NCHW.  Modes: constant, reflect, replicate, circular."""
     tensor_arg("pad", "input", x)
+    if not isinstance(pad, (tuple, list)) or any(
+        isinstance(p, bool) or not isinstance(p, numbers.Integral) for p in pad
+    ):
+        raise TypeError(f"pad: pad must be a tuple of ints, got {pad!r}")
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(f"pad: pad must hold (before, after) pairs for at most {x.ndim} dims")
@@ -164,6 +191,10 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
             raise ValueError(
                 f"pad: reflect padding ({lo}, {hi}) must be < the input size {size} on dim {axis}"
             )
+        if mode == "replicate" and size == 0 and (lo or hi):
+            raise ValueError(
+                f"pad: replicate padding ({lo}, {hi}) needs a non-empty dim {axis}, got size 0"
+            )
         if mode == "circular" and (lo > size or hi > size):
             raise ValueError(
                 f"pad: circular padding ({lo}, {hi}) must be <= the input size {size} on dim {axis}"
@@ -179,8 +210,13 @@ class GetItem(Function):
     def forward(self, x, index):
         if isinstance(index, Tensor):
             index = index.numpy()
+        elif isinstance(index, tuple):  # x[0, mask] with a tensor inside the tuple
+            index = tuple(i.numpy() if isinstance(i, Tensor) else i for i in index)
         self.index, self.x_shape = index, tuple(x.shape)
-        return get_backend(self.device).getitem(x, index)
+        try:
+            return get_backend(self.device).getitem(x, index)
+        except IndexError as e:  # NumPy's rule, named: out of bounds, a float index, ...
+            raise IndexError(f"getitem: {e} (indexing a tensor of shape {self.x_shape})") from None
 
     def backward(self, g):
         return (get_backend(self.device).getitem_backward(g, self.index, self.x_shape),)

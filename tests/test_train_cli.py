@@ -117,6 +117,12 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert counts.shape == (10, 10) and counts.sum() == 2000
     assert abs(np.trace(counts) / 2000 - acc) < 1e-4
     assert "most frequent mistakes (true → predicted):" in text
+    # a run's directory stands for its weights.npz
+    assert (
+        main(["evaluate", "tests.test_train_cli:mlp", "--weights", str(out), "--limit", "2000"])
+        == 0
+    )
+    assert float(capsys.readouterr().out.split("accuracy ")[1].split(" ")[0]) == acc
 
 
 def test_evaluate_finds_the_weights_train_wrote(tmp_path, monkeypatch, capsys):
@@ -191,6 +197,9 @@ def test_cli_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "tests.test_train_cli:mlp", "--weights", str(tmp_path / "none.npz")])
     assert "none.npz: no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["evaluate", "tests.test_train_cli:mlp", "--weights", str(tmp_path)])
+    assert "a directory without weights.npz" in capsys.readouterr().err
 
 
 def test_same_seed_same_weights(tmp_path, capsys):

@@ -600,7 +600,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         wrote.append("mistakes.png")
     except ImportError as e:
         print(f"(no mistakes.png: {e})")
-    print(f"\n{ran} epochs in {seconds:.1f} s ({per_epoch:.2f} s/epoch of training steps)")
+    epochs = "1 epoch" if ran == 1 else f"{ran} epochs"
+    print(f"\n{epochs} in {seconds:.1f} s ({per_epoch:.2f} s/epoch of training steps)")
     print(f"wrote {', '.join(wrote)} to {out}")
     print(
         f"test accuracy: {test_acc:.4f} ({100 * test_acc:.2f} %), test loss {test_loss:.4f} "
@@ -738,6 +739,13 @@ def _weights(args, model, required: bool = False) -> str:
                 f"no weights to use: no run of {model.name} in runs/ has weights.npz. Train "
                 f"first (`tinycnn train {args.model}`, which writes it), or pass --weights FILE"
             )
+    elif Path(weights).is_dir():
+        if not (Path(weights) / "weights.npz").is_file():
+            raise CLIError(
+                f"--weights {weights}: a directory without weights.npz; give a finished run's "
+                "directory or a weights file"
+            )
+        weights = str(Path(weights) / "weights.npz")
     elif not Path(weights).is_file():
         raise CLIError(f"--weights {weights}: no such file")
     if weights:

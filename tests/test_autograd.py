@@ -365,6 +365,16 @@ def test_tensor_methods_check_dtypes_like_the_functional_ops():
             x.astype(bad)
 
 
+def test_numpy_asarray_gives_the_values():
+    t = tc.tensor(np.arange(3, dtype=np.float32), requires_grad=True)
+    a = np.asarray(t)  # was an object array holding the tensor
+    assert a.dtype == np.float32 and a.tolist() == [0.0, 1.0, 2.0]
+    assert np.shares_memory(a, t.numpy()) and not np.shares_memory(np.array(t), t.numpy())
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
+    y = np.ones(3, np.float32) * t  # still the tensor's op, on the tape
+    assert isinstance(y, tc.Tensor) and y.requires_grad
+
+
 def test_truth_value_and_python_scalars():
     assert bool(tc.tensor(1.0)) and not bool(tc.tensor(np.array([0.0])))
     assert float(tc.tensor(np.float32([1.5]))) == 1.5 and int(tc.tensor(np.array([[3]]))) == 3

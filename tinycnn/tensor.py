@@ -131,6 +131,13 @@ class Tensor:
         """The data as a NumPy array (a copy from the GPU; the array itself on the CPU)."""
         return self._backend.to_numpy(self.data)
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """``np.asarray(t)``: the values, as :meth:`numpy` (the tape is not followed)."""
+        array = self.numpy()
+        if copy:
+            array = array.copy()
+        return array if dtype is None else array.astype(dtype, copy=False)
+
     def item(self) -> float:
         if self.size != 1:
             raise ValueError(

@@ -375,6 +375,12 @@ def test_numpy_asarray_gives_the_values():
     assert isinstance(y, tc.Tensor) and y.requires_grad
 
 
+def test_a_bool_tensor_is_not_negated():
+    with pytest.raises(TypeError, match="neg: a bool tensor has no negative"):
+        -tc.tensor(np.array([True, False]))
+    assert (-tc.tensor(np.array([1, -2]))).numpy().tolist() == [-1, 2]
+
+
 def test_truth_value_and_python_scalars():
     assert bool(tc.tensor(1.0)) and not bool(tc.tensor(np.array([0.0])))
     assert float(tc.tensor(np.float32([1.5]))) == 1.5 and int(tc.tensor(np.array([[3]]))) == 3

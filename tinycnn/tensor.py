@@ -281,6 +281,8 @@ class Tensor:
         return _arith.Div.apply(self._operand(other, "div"), self)
 
     def __neg__(self):
+        if self.dtype == np.bool_:
+            raise TypeError("neg: a bool tensor has no negative; for logical not use t == False")
         return _arith.Neg.apply(self)
 
     def __pow__(self, exponent: float):

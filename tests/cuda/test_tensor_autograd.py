@@ -111,6 +111,13 @@ def test_two_layer_network_trains_the_same_on_both_devices():
     same_on_both(net, [x, w1, w2], requires_grad=[False, True, True], atol=1e-12, rtol=1e-10)
 
 
+def test_integer_and_bool_sums_are_int64_on_the_device():
+    for data in (np.array([True, False, True]), np.full(100, 100, np.uint8)):
+        s = tc.tensor(data, device="cuda").sum()
+        assert s.device == "cuda" and s.dtype == np.int64
+        assert s.numpy() == tc.tensor(data).sum().numpy() == data.astype(np.int64).sum()
+
+
 def test_comparisons_and_argmax_stay_on_the_device():
     x = tc.tensor(np.array([[1.0, 3.0, 2.0], [0.0, -1.0, 5.0]]), device="cuda")
     assert (x > 1.5).device == "cuda"

@@ -52,22 +52,20 @@ def check_args(where: str, initializers=None, regularizers_=None, constraints_=N
                 raise type(e)(f"{where}: {arg}: {e}") from None
 
 
-WEIGHT_ARGS = ("_initializer", "_regularizer", "_constraint")
-
-
-def weight_args(layer, **options) -> None:
-    """:func:`check_args` on every ``*_initializer``, ``*_regularizer`` and ``*_constraint``
-    argument, each then kept as the layer's attribute of that name (``activity_regularizer``
-    resolved, as the layer applies it itself)."""
-    by_kind = {kind: {} for kind in WEIGHT_ARGS}
-    for arg, value in options.items():
-        kind = next((k for k in WEIGHT_ARGS if arg.endswith(k)), None)
-        if kind is None:
-            raise TypeError(f"weight_args: {arg} is not an initializer, regularizer or constraint")
-        by_kind[kind][arg] = value
-    check_args(layer.where, *by_kind.values())
-    for arg, value in options.items():
-        setattr(layer, arg, regularizers.get(value) if arg == "activity_regularizer" else value)
+def weight_args(layer, activity_regularizer, **weights) -> None:
+    """:func:`check_args` on a layer's weight arguments, each then kept as its attribute of
+    that name: ``kernel=(initializer, regularizer, constraint)`` gives ``kernel_initializer``,
+    ``kernel_regularizer`` and ``kernel_constraint``; ``activity_regularizer`` is kept
+    resolved, as the layer applies it itself."""
+    named = ({}, {"activity_regularizer": activity_regularizer}, {})
+    for weight, values in weights.items():
+        for kind, suffix, value in zip(named, ("initializer", "regularizer", "constraint"), values):
+            kind[f"{weight}_{suffix}"] = value
+    check_args(layer.where, *named)
+    for kind in named:
+        for arg, value in kind.items():
+            setattr(layer, arg, value)
+    layer.activity_regularizer = regularizers.get(activity_regularizer)
 
 
 def spatial_text(values, padding: Any = None) -> str:

@@ -82,6 +82,10 @@ def test_idx_rejects_bad_files(tmp_path):
         (raw[:3] + b"\x00" + raw[4:], "declares 0 dimensions"),
         (b"\0\0", "too short for an IDX header"),
         (gzip.compress(raw)[:-12], "the gzip stream ends early: the file is truncated"),
+        (  # 65536**4 bytes: past int64, no overflow
+            bytes([0, 0, 8, 4]) + np.full(4, 65536, ">u4").tobytes(),
+            r"shape \(65536, 65536, 65536, 65536\) of uint8 \(18446744073709551616 bytes",
+        ),
     ]
     for blob, message in cases:
         with pytest.raises(IDXError, match=message):
@@ -217,6 +221,37 @@ def test_fetch_replaces_a_damaged_cached_copy(server, cache):
     cache.mkdir(parents=True)
     (cache / "c").write_bytes(b"bad data!")
     assert fetch(server.url + "/c", "c", _sha(b"good data")).read_bytes() == b"good data"
+
+
+def test_fetch_offline_keeps_a_damaged_cached_copy_and_says_so(cache):
+    cache.mkdir(parents=True)
+    (cache / "c").write_bytes(b"bad data!")  # placed by hand, say
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(DownloadError, match=r"are you offline\?.*c does not match: expected sha"):
+        fetch(f"http://127.0.0.1:{port}/c", "c", _sha(b"good data"), timeout=5)
+    assert (cache / "c").read_bytes() == b"bad data!"
+
+
+def test_a_damaged_bundled_checksum_list_is_named(tmp_path, monkeypatch):
+    from tinycnn.datasets import mnist
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "SHA256SUMS").write_text("00 t10k-images-idx3-ubyte\nnot a checksum\n")
+    monkeypatch.setattr(mnist.resources, "files", lambda package: tmp_path)
+    mnist._bundled_sums.cache_clear()
+    mnist._mnist_raw.cache_clear()
+    try:
+        with pytest.raises(IDXError, match="SHA256SUMS, line 2: expected '<sha256> <file>'"):
+            mnist.load_mnist("test")
+        (tmp_path / "data" / "SHA256SUMS").write_text("00 t10k-labels-idx1-ubyte\n")
+        mnist._bundled_sums.cache_clear()
+        with pytest.raises(IDXError, match="SHA256SUMS has no checksum of t10k-images-idx3"):
+            mnist.load_mnist("test")
+    finally:
+        mnist._bundled_sums.cache_clear()
+        mnist._mnist_raw.cache_clear()
 
 
 def test_load_fashion_mnist_from_a_mirror(server, cache, monkeypatch):

@@ -130,3 +130,26 @@ def test_uneven_classes_train_with_balanced_weights(tmp_path, monkeypatch, capsy
     assert "seed 0, balanced class weights" in out
     run = json.loads((tmp_path / "runs" / "lenet5" / "run.json").read_text())
     assert run["class_weight"] == "balanced"
+
+
+def test_folders_that_are_not_classes_are_refused_or_skipped(tmp_path):
+    tv = tmp_path / "tv"  # train/ and val/: not two classes called "train" and "val"
+    make_folder(tv / "train", {"a": 5, "b": 5})
+    make_folder(tv / "val", {"a": 5, "b": 5})
+    with pytest.raises(ValueError, match=r"tv has a 'train' folder, which would be read as a cl"):
+        folder_classes(tv)
+    one = make_folder(tmp_path / "one", {"cats": 10})
+    with pytest.raises(ValueError, match=r"one has one class folder, 'cats'; a classifier needs"):
+        load_image_folder(one, "train", (1, 8, 8))
+    root = make_folder(tmp_path / "d", {"a": 5, "b": 5})
+    thumbs = root / "a" / ".thumbnails"
+    thumbs.mkdir()
+    for i in range(3):
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(thumbs / f"{i}.png")
+    x, y = load_image_folder(root, "train", (1, 8, 8))
+    assert np.bincount(y).tolist() == [4, 4]  # the hidden folder's images are not a's
+    with pytest.raises(ValueError, match="limit must be a positive int or None, got -1"):
+        load_image_folder(root, "train", (1, 8, 8), limit=-1)
+    (root / "b" / "gone.png").symlink_to(tmp_path / "moved.png")
+    with pytest.raises(ValueError, match=r"gone.png: a broken link \(to .*moved.png\)"):
+        load_image_folder(root, "train", (1, 8, 8))

@@ -144,6 +144,9 @@ def test_16_bit_and_float_images_keep_their_values(tmp_path):
         np.testing.assert_allclose(got, ramp, atol=2e-3, err_msg=name)
     rgb = load_image(tmp_path / "g16.png", (3, 32, 32))
     assert rgb.shape == (3, 32, 32) and abs(rgb.mean() - 0.5) < 0.01
+    Image.fromarray((ramp * 4095).astype(np.float32), mode="F").save(tmp_path / "f12.tiff")
+    with pytest.raises(ValueError, match=r"f12.tiff: float values from 0 to 4095; a float image"):
+        load_image(tmp_path / "f12.tiff", (1, 32, 32), prepare="resize")
 
 
 def test_a_photo_is_read_upright_by_its_exif_orientation(tmp_path):
@@ -155,3 +158,40 @@ def test_a_photo_is_read_upright_by_its_exif_orientation(tmp_path):
     got = load_image(tmp_path / "phone.jpg", (1, 30, 20), prepare="resize")[0]
     assert got.shape == (30, 20)
     assert got[:4].mean() > 0.8 and got[8:].mean() < 0.1, got.mean(axis=1)
+
+
+def test_npy_values_are_scaled_by_their_type_or_refused(tmp_path):
+    ramp = np.linspace(0, 1, 32 * 32).reshape(32, 32)
+    np.save(tmp_path / "u16.npy", (ramp * 65535).round().astype(np.uint16))  # 16-bit
+    np.save(tmp_path / "f255.npy", ramp * 255)  # 8-bit values as floats
+    for name in ("u16.npy", "f255.npy"):
+        got = load_image(tmp_path / name, (1, 32, 32), prepare="resize")[0]
+        np.testing.assert_allclose(got, ramp, atol=2e-3, err_msg=name)
+    nan = ramp.copy()
+    nan[3, 4] = np.nan
+    arrays = {
+        "minus.npy": (ramp * 2 - 1, r"values from -1 to 1; an image array holds values in"),
+        "wide.npy": (ramp * 4095, r"values from 0 to 4095; an image array holds values in"),
+        "nan.npy": (nan, "the array has 1 NaN/Inf values"),
+        "empty.npy": (np.zeros((0, 5)), r"the array is empty \(shape \(0, 5\)\)"),
+        "text.npy": (np.array([["1", "2"]]), "expected a numeric image array, got dtype <U1"),
+    }
+    for name, (a, message) in arrays.items():
+        np.save(tmp_path / name, a)
+        for prepare in ("mnist", "resize"):
+            with pytest.raises(ValueError, match=f"{name}: {message}"):
+                load_image(tmp_path / name, (1, 28, 28), prepare=prepare)
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "u16.npy").read_bytes()[:300])
+    with pytest.raises(ValueError, match=r"cut.npy: not a .npy array numpy can read \(Failed"):
+        load_image(tmp_path / "cut.npy", (1, 28, 28))
+    np.savez(tmp_path / "two.npz", a=ramp, b=ramp)
+    (tmp_path / "two.npz").rename(tmp_path / "two.npy")
+    with pytest.raises(ValueError, match=r"two.npy: not a .npy array \(an .npz archive"):
+        load_image(tmp_path / "two.npy", (1, 28, 28))
+
+
+def test_an_image_past_pillows_size_limit_is_refused(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((30, 30), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 900 pixels: over twice the limit
+    with pytest.raises(ValueError, match=r"big.png: too large to read \(Image size \(900 pixels"):
+        load_image(tmp_path / "big.png", (1, 28, 28))

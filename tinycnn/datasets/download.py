@@ -92,11 +92,19 @@ def fetch(url: str, filename: str, checksum: str, subdir: str = "", timeout: flo
     final = directory / filename
     part = directory / (filename + ".part")
     with _locked(directory / (filename + ".lock")):
+        damaged = ""
         if final.exists():
-            if file_digest(final, algo) == digest:
+            got = file_digest(final, algo)
+            if got == digest:
                 return final
-            final.unlink()  # a damaged cached copy: fetch it again
-        _download(url, part, final, timeout)
+            # a damaged cached copy: fetch it again (a good download replaces it)
+            damaged = f"; the file at {final} does not match: expected {algo} {digest}, got {got}"
+        try:
+            _download(url, part, final, timeout)
+        except DownloadError as exc:
+            if damaged:
+                raise DownloadError(f"{exc}{damaged}") from None
+            raise
         got = file_digest(part, algo)
         if got != digest:
             part.unlink()

@@ -23,6 +23,7 @@ from ._split import check_split
 __all__ = ["IMAGE_SUFFIXES", "TEST_EVERY", "folder_classes", "image_files", "load_image_folder"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".npy")
+SPLIT_NAMES = ("train", "test", "val", "valid", "validation")  # not class names
 TEST_EVERY = 5  # without train/ and test/, image i of a class is a test image when i % 5 == 4
 
 
@@ -49,6 +50,18 @@ def folder_classes(root: str | os.PathLike) -> list[str]:
             f"folder of its own: {root}/<class>/*.png (or {root}/train/<class>/ and "
             f"{root}/test/<class>/)"
         )
+    splits = [n for n in names if n.lower() in SPLIT_NAMES]
+    if base == root and splits:
+        raise ValueError(
+            f"load_image_folder: {root} has a {splits[0]!r} folder, which would be read as a "
+            f"class; for a split, use {root}/train/<class>/ and {root}/test/<class>/ "
+            f"(validation images come from train), else {root}/<class>/ alone"
+        )
+    if len(names) == 1:
+        raise ValueError(
+            f"load_image_folder: {base} has one class folder, {names[0]!r}; a classifier needs "
+            f"two or more: {base}/<class>/*.png, one folder per class"
+        )
     if base != root and _classes(root / "test") != names:
         raise ValueError(
             f"load_image_folder: {root}/train and {root}/test have different class folders "
@@ -58,12 +71,19 @@ def folder_classes(root: str | os.PathLike) -> list[str]:
 
 
 def image_files(directory: Path) -> list[Path]:
-    """The image files anywhere inside ``directory``, in name order (hidden files skipped)."""
-    return sorted(
-        p
-        for p in directory.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
+    """The image files anywhere inside ``directory``, in name order (hidden files and folders
+    skipped); a broken link to an image is refused."""
+    found = []
+    for p in directory.rglob("*"):
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if any(part.startswith(".") for part in p.relative_to(directory).parts):
+            continue
+        if p.is_symlink() and not p.exists():
+            raise ValueError(f"{p}: a broken link (to {os.readlink(p)})")
+        if p.is_file():
+            found.append(p)
+    return sorted(found)
 
 
 def load_image_folder(
@@ -81,6 +101,10 @@ def load_image_folder(
     from .images import load_image
 
     check_split("load_image_folder", split)
+    if limit is not None and (
+        not isinstance(limit, (int, np.integer)) or isinstance(limit, bool) or limit < 1
+    ):
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
     root = Path(root)
     names = folder_classes(root)
     base = _class_root(root, split)

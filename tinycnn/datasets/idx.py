@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import zlib
 from pathlib import Path
@@ -83,7 +84,7 @@ def decode_idx(raw: bytes, name: str = "<bytes>", sha256: str | None = None) -> 
         )
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = _DTYPES[code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
     got = len(raw) - header
     if got < expected:
         raise IDXError(

@@ -9,7 +9,8 @@ image is resized to the model's height and width.  Values are in [0, 1], as the 
 datasets'.
 
 Reading and resizing use Pillow (it comes with matplotlib, the ``plot`` extra): PNG, JPEG, BMP,
-GIF, TIFF.  A ``.npy`` file holds the array itself: ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``.
+GIF, TIFF.  A ``.npy`` file holds the array itself: ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``,
+with values in [0, 1] or [0, 255] (8-bit), or a ``uint16`` array of 16-bit values.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _pil():
 def _read(path: Path) -> np.ndarray:
     """``(H, W)`` or ``(H, W, 3)`` float32 in [0, 1]."""
     if path.suffix.lower() == ".npy":
-        a = np.load(path, allow_pickle=False).astype(np.float32)
+        a = _read_npy(path)
         if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
             a = np.moveaxis(a, 0, -1)  # (C, H, W) -> (H, W, C)
         if a.ndim == 3 and a.shape[-1] == 1:
@@ -50,8 +51,6 @@ def _read(path: Path) -> np.ndarray:
                 f"{path}: expected an image array (H, W), (H, W, C) or (C, H, W) with 1 or 3 "
                 f"channels, got shape {a.shape}"
             )
-        if a.size and a.max() > 1.0:
-            a = a / 255.0  # 8-bit values
         return a
     Image = _pil()
     try:
@@ -60,21 +59,57 @@ def _read(path: Path) -> np.ndarray:
 
             im = ImageOps.exif_transpose(im)  # a phone photo: upright, as it is shown
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit, 32-bit, float grey
-                return _wide_gray(np.asarray(im), im.mode)
+                return _wide_gray(np.asarray(im), im.mode, path)
             im = im.convert("RGBA")
             rgba = np.asarray(im, dtype=np.float32) / 255.0
     except OSError as e:  # PIL.UnidentifiedImageError is an OSError
         raise ValueError(f"{path}: not an image file Pillow can read ({e})") from None
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"{path}: too large to read ({e})") from None
     rgb, alpha = rgba[..., :3], rgba[..., 3:]
     return rgb * alpha + (1.0 - alpha)  # transparent pixels are white paper
 
 
-def _wide_gray(a: np.ndarray, mode: str) -> np.ndarray:
+def _read_npy(path: Path) -> np.ndarray:
+    """A ``.npy`` array as float32 in [0, 1]: values in [0, 1] are kept, in [0, 255] taken
+    as 8-bit and ``uint16`` arrays as 16-bit; anything else is refused, not clipped."""
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise ValueError(f"{path}: not a .npy array numpy can read ({e})") from None
+    if not isinstance(a, np.ndarray):  # an .npz archive
+        a.close()
+        raise ValueError(f"{path}: not a .npy array (an .npz archive of several?)")
+    if a.dtype.kind not in "buif":
+        raise ValueError(f"{path}: expected a numeric image array, got dtype {a.dtype}")
+    if a.size == 0:
+        raise ValueError(f"{path}: the array is empty (shape {a.shape})")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{path}: the array has {int((~np.isfinite(a)).sum())} NaN/Inf values")
+    top = 65535.0 if a.dtype == np.uint16 else 255.0
+    a = a.astype(np.float32)
+    lo, hi = float(a.min()), float(a.max())
+    if lo < 0.0 or hi > top:
+        raise ValueError(
+            f"{path}: values from {lo:g} to {hi:g}; an image array holds values in [0, 1], "
+            "[0, 255] (8-bit) or, as uint16, [0, 65535]"
+        )
+    if hi > 1.0 or top > 255.0:
+        a = a / np.float32(top)
+    return a
+
+
+def _wide_gray(a: np.ndarray, mode: str, path: Path) -> np.ndarray:
     """A grey image of more than 8 bits in [0, 1]: Pillow's RGB conversion would clip it to
     255 (a 16-bit PNG would turn white).  16-bit values are over 65535; 32-bit integers over
     65535 too when they fit (16-bit data read as "I"), else over their maximum; floats are kept
-    when already in [0, 1], else taken as 8-bit values."""
+    when already in [0, 1], else taken as 8-bit values (others are refused, not clipped)."""
     a = a.astype(np.float64)
+    if mode == "F" and a.size and not (np.isfinite(a).all() and 0 <= a.min() <= a.max() <= 255):
+        raise ValueError(
+            f"{path}: float values from {a.min():g} to {a.max():g}; a float image holds values "
+            "in [0, 1] or [0, 255] (8-bit)"
+        )
     if mode == "F":
         top = 1.0 if a.size == 0 or a.max() <= 1.0 else 255.0
     elif mode.startswith("I;16") or (a.size and a.max() <= 65535):

@@ -38,10 +38,15 @@ def _check_split(split: str, op: str) -> tuple[str, str]:
 def _bundled_sums() -> dict[str, str]:
     text = resources.files(__package__).joinpath("data/SHA256SUMS").read_text()
     sums = {}
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
-            digest, name = line.split()
-            sums[name.lstrip("*")] = digest
+            fields = line.split()
+            if len(fields) != 2:
+                raise IDXError(
+                    f"tinycnn/datasets/data/SHA256SUMS, line {number}: expected '<sha256> "
+                    f"<file>', got {line!r}; reinstall tinycnn"
+                )
+            sums[fields[1].lstrip("*")] = fields[0]
     return sums
 
 
@@ -61,6 +66,10 @@ def _mnist_raw(split: str) -> tuple[np.ndarray, np.ndarray]:
     sums = _bundled_sums()
     arrays = []
     for stem in _check_split(split, "load_mnist"):
+        if stem not in sums:
+            raise IDXError(
+                f"tinycnn/datasets/data/SHA256SUMS has no checksum of {stem}; reinstall tinycnn"
+            )
         blob = resources.files(__package__).joinpath(f"data/{stem}.gz").read_bytes()
         array = decode_idx(blob, name=f"tinycnn/datasets/data/{stem}.gz", sha256=sums[stem])
         array.setflags(write=False)

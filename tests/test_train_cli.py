@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 
@@ -11,6 +12,7 @@ import pytest
 import tinycnn as tc
 from tinycnn import layers as L
 from tinycnn.cli import main
+from tinycnn.train.cli import _use_run_settings
 
 
 def mlp(input_shape=(1, 28, 28), num_classes=10):
@@ -117,7 +119,9 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert counts.shape == (10, 10) and counts.sum() == 2000
     assert abs(np.trace(counts) / 2000 - acc) < 1e-4
     assert "most frequent mistakes (true → predicted):" in text
-    # a run's directory stands for its weights.npz
+    # a run's directory stands for its weights.npz, and gives its settings as the file does
+    args = argparse.Namespace(weights=str(out), model="tests.test_train_cli:mlp", data=None)
+    assert _use_run_settings(args)["epochs"] == 3 and args.weights == str(out / "weights.npz")
     assert (
         main(["evaluate", "tests.test_train_cli:mlp", "--weights", str(out), "--limit", "2000"])
         == 0

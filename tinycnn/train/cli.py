@@ -251,6 +251,8 @@ def _use_run_settings(args) -> dict:
     trained with, where the command line does not give them.  Returns the run's settings."""
     from ..cli import _build_view
 
+    if args.weights and (Path(args.weights) / "weights.npz").is_file():
+        args.weights = str(Path(args.weights) / "weights.npz")  # a run's directory
     if args.weights:
         run = Path(args.weights).parent / "run.json"
     else:

@@ -8,6 +8,7 @@ Before its first CUDA call tinycnn installs a caching allocator (``tinycnn/ops/c
 from __future__ import annotations
 
 import contextlib
+import sys
 from functools import lru_cache
 
 
@@ -108,7 +109,11 @@ def memory_stats() -> dict:
 
 def empty_cache() -> int:
     """Give every cached, unused device block back to the driver (e.g. for another library in
-    the same process); returns the bytes freed.  Live tensors are untouched."""
+    the same process); returns the bytes freed.  Live tensors are untouched; this thread's
+    scratch buffers (im2col columns, the largest temporaries) are given back too."""
     from .ops.cuda import memory
 
+    workspace = sys.modules.get("tinycnn.ops.cuda.workspace")  # imported by a conv only
+    if workspace is not None:
+        workspace.clear()
     return memory.empty_cache()

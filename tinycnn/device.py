@@ -18,6 +18,11 @@ DEVICES = ("cpu", "cuda")
 def check_device(device) -> str:
     name = str(device).lower()
     if name.startswith("cuda:"):
+        if name != "cuda:0":
+            raise ValueError(
+                f"device: {device!r} is not available: tinycnn runs on one GPU, 'cuda' (or "
+                "'cuda:0'), the first one numba sees; choose it with CUDA_VISIBLE_DEVICES"
+            )
         name = "cuda"
     if name not in DEVICES:
         raise ValueError(f"device: expected one of {DEVICES}, got {device!r}")

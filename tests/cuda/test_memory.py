@@ -9,6 +9,8 @@ from numba import config
 
 import tinycnn as tc
 import tinycnn.functional as F
+from tinycnn.ops.conv import Conv2d
+from tinycnn.ops.cuda import workspace
 
 
 def _step(params, opt, x, y):
@@ -43,5 +45,22 @@ def test_a_repeated_step_allocates_nothing_from_the_driver():
     assert after["active"] is True
     assert after["driver_allocs"] == before["driver_allocs"], (before, after)
     assert after["reuses"] > before["reuses"]
+    workspace.clear()  # earlier tests' im2col columns: cached now, freed by empty_cache too
+    cached = tc.cuda.memory_stats()["cached_bytes"]
     freed = tc.cuda.empty_cache()
-    assert freed == after["cached_bytes"] > 0 and tc.cuda.memory_stats()["cached_bytes"] == 0
+    assert freed == cached >= after["cached_bytes"] > 0
+    assert tc.cuda.memory_stats()["cached_bytes"] == 0
+
+
+def test_empty_cache_gives_back_the_scratch_buffers():
+    rng = np.random.default_rng(1)
+    x = tc.tensor(rng.standard_normal((2, 3, 6, 6)), device="cuda")
+    w = tc.tensor(rng.standard_normal((4, 3, 3, 3)), device="cuda", requires_grad=True)
+    geometry = {"stride": (1, 1), "padding": (1, 1, 1, 1), "dilation": (1, 1), "groups": 1}
+    Conv2d.apply(x, w, None, **geometry, algorithm="im2col").sum().backward()
+    assert workspace.nbytes() > 0
+    tc.cuda.empty_cache()
+    assert workspace.nbytes() == 0
+    got = Conv2d.apply(x, w, None, **geometry, algorithm="im2col")  # columns allocated afresh
+    want = F.conv2d(x.cpu(), w.detach().cpu(), padding=1)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12)

@@ -125,3 +125,42 @@ def test_comparisons_and_argmax_stay_on_the_device():
     np.testing.assert_array_equal(x.argmax(1).numpy(), [1, 2])
     labels = tc.tensor(np.array([1, 0]), device="cuda")
     assert (x.argmax(1) == labels).numpy().tolist() == [True, False]
+
+
+def test_device_names():
+    for name in ("cuda", "CUDA", "cuda:0", "Cuda:0"):
+        assert tc.tensor(1.0, device=name).device == "cuda"
+        assert tc.tensor(1.0).to(name).device == "cuda"
+    for name in ("cuda:1", "cuda:x", "cuda:"):
+        with pytest.raises(ValueError, match=f"device: '{name}' is not available: tinycnn runs"):
+            tc.tensor(1.0, device=name)
+        with pytest.raises(ValueError, match="runs on one GPU, 'cuda' \\(or 'cuda:0'\\)"):
+            tc.tensor(1.0).to(name)
+    with pytest.raises(ValueError, match=r"expected one of \('cpu', 'cuda'\), got 'gpu'"):
+        tc.tensor(1.0, device="gpu")
+
+
+def test_argmax_of_an_empty_batch_and_of_small_integer_dtypes():
+    for shape, dim in [((0, 3), 1), ((2, 0), 0), ((0, 2, 3), -1)]:
+        x = np.zeros(shape)
+        got = tc.tensor(x, device="cuda").argmax(dim)
+        assert got.device == "cuda" and got.dtype == np.int64
+        assert got.shape == tc.tensor(x).argmax(dim).shape == np.argmax(x, dim).shape
+    with pytest.raises(ValueError, match=r"argmax: the reduced dim 1 is empty"):
+        tc.tensor(np.zeros((2, 0)), device="cuda").argmax(1)
+    for data in (np.array([[False, True, True], [False, False, False]]),
+                 np.array([[3, 9, 9], [1, 0, 2]], np.uint8),
+                 np.array([[-3, -9, 9], [1, 5, 2]], np.int32)):  # fmt: skip
+        t = tc.tensor(data, device="cuda")
+        np.testing.assert_array_equal(t.argmax(1).numpy(), np.argmax(data, 1))
+        assert t.argmax().item() == np.argmax(data)
+
+
+def test_comparing_with_a_string_is_refused_by_name():
+    x = tc.tensor(np.array([1.0, 2.0]), device="cuda")
+    for other in ("f", "x", "?"):
+        with pytest.raises(
+            TypeError, match=f"compare eq: the other operand must be a number.*'{other}'"
+        ):
+            _ = x == other
+    np.testing.assert_array_equal((x == 2).numpy(), [False, True])

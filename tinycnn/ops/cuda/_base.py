@@ -96,6 +96,12 @@ def _operands(op: str, a, b, allowed=_NUMERIC):
     da = a.dtype if _is_device(a) else None
     db = b.dtype if _is_device(b) else None
     args = [x if _is_device(x) else (x if np.isscalar(x) else np.asarray(x)) for x in (a, b)]
+    for x, given in zip(args, (a, b)):  # np.result_type reads a string as a dtype ("f", "?")
+        if not _is_device(x) and np.asarray(x).dtype.kind not in "biuf":
+            raise TypeError(
+                f"{op}: the other operand must be a number or an array of numbers, got "
+                f"{given!r} ({np.asarray(x).dtype}) with a tensor on device 'cuda'"
+            )
     dtype = np.result_type(*(d if d is not None else x for d, x in zip((da, db), args)))
     dtype = _check_dtype(dtype, allowed, op)
     return tuple(_to_dtype(x, dtype) for x in args)

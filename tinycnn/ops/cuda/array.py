@@ -214,10 +214,10 @@ def sum_to_shape(a, shape: tuple[int, ...]):
 
 
 def argmax(a, axis=None):
+    if a.dtype in SUPPORTED and a.dtype not in _NUMERIC:  # bool, uint8, int32: exact in int64
+        a = astype(a, np.int64)
     _check_dtype(a.dtype, _NUMERIC, "argmax")
     a = contiguous(a)
-    if a.size == 0:
-        raise ValueError("argmax: attempt to get argmax of an empty sequence")
     if axis is None:
         outer, mid, inner, out_shape = 1, a.size, 1, ()
     else:
@@ -225,6 +225,8 @@ def argmax(a, axis=None):
         shape = tuple(a.shape)
         outer, mid, inner = _prod(shape[:ax]), shape[ax], _prod(shape[ax + 1 :])
         out_shape = shape[:ax] + shape[ax + 1 :]
+    if mid == 0:
+        raise ValueError("argmax: attempt to get argmax of an empty sequence")
     out = empty(out_shape, np.int64)
     _launch(R.argmax_mid, outer * inner, flat_buffer(a), flat_buffer(out), outer, mid, inner)
     return out

@@ -225,3 +225,49 @@ def test_model_checkpoint_refuses_a_template_no_epoch_can_format(tmp_path):
         assert why in str(e.value)
     for template in ("w-{epoch:02d}-{val_loss:.3f}.npz", "ünï cödé {epoch}", "{loss!r}-{epoch:%}"):
         callbacks.ModelCheckpoint(tmp_path / template)  # fine
+
+
+def test_callback_arguments_are_checked_when_built():
+    """Were: int()/float() errors naming neither, or a comparison error after the first epoch."""
+    for make, error, message in [
+        (lambda: callbacks.EarlyStopping(patience="3"), TypeError, "patience must be an int"),
+        (lambda: callbacks.EarlyStopping(patience=-1), ValueError, "patience must be >= 0"),
+        (lambda: callbacks.EarlyStopping(min_delta="a"), TypeError, "min_delta must be a number"),
+        (lambda: callbacks.EarlyStopping(baseline="x"), TypeError, "baseline must be a number"),
+        (lambda: callbacks.EarlyStopping(baseline=math.nan), ValueError, "must be finite"),
+        (lambda: callbacks.ReduceLROnPlateau(factor="a"), TypeError, "factor must be a number"),
+        (lambda: callbacks.ReduceLROnPlateau(cooldown=1.5), TypeError, "cooldown must be an int"),
+        (lambda: callbacks.ReduceLROnPlateau(min_lr=-1), ValueError, "min_lr must be >= 0"),
+        (lambda: callbacks.CSVLogger("log.csv", separator=";;"), ValueError, "one character"),
+    ]:
+        with pytest.raises(error, match=message):
+            make()
+    cb = callbacks.EarlyStopping(patience=np.int64(1), baseline=np.float32(0.5))
+    assert cb.patience == 1 and cb.baseline == 0.5
+
+
+def test_learning_rate_scheduler_takes_keras_one_argument_schedules():
+    x, y = blobs(60)
+    model = compiled()
+    sched = callbacks.LearningRateScheduler(lambda epoch: 0.1 * 0.5**epoch)  # was: TypeError
+    h = train.fit(model, x, y, epochs=3, verbose=0, callbacks=[sched])
+    assert h.history["learning_rate"] == pytest.approx([0.1, 0.05, 0.025])
+    sched = callbacks.LearningRateScheduler(max)  # no signature: (epoch, lr)
+    assert sched.with_lr
+    with pytest.raises(TypeError, match=r"schedule must take \(epoch, lr\) or \(epoch\)"):
+        callbacks.LearningRateScheduler(lambda: 0.1)
+    for bad in ("0.1", None, np.array([0.1]), True):  # "0.1" was taken as 0.1
+        with pytest.raises(ValueError, match=r"schedule\(0\) gave .*; need a number >= 0"):
+            train.fit(
+                model, x, y, verbose=0,
+                callbacks=[callbacks.LearningRateScheduler(lambda e, lr, bad=bad: bad)],
+            )  # fmt: skip
+
+
+def test_csv_logger_used_again_takes_the_new_runs_columns(tmp_path):
+    """As Keras: was the first run's columns, dropping the second run's val_loss."""
+    path = tmp_path / "log.csv"
+    cb = callbacks.CSVLogger(path)
+    drive(cb, [0.5], key="loss")
+    drive(cb, [0.25, 0.125])
+    assert list(csv.reader(open(path))) == [["epoch", "val_loss"], ["0", "0.25"], ["1", "0.125"]]

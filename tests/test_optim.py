@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import zlib
 
 import numba
@@ -289,3 +290,53 @@ def test_parallel_chunks_match_the_serial_loop_everywhere(case):
         # the serial loop: a rounding apart (2 float32 ulp of the operands at most)
         np.testing.assert_allclose(a, b, rtol=2.4e-7, atol=2.4e-7, err_msg=f"{case}: array {k}")
     assert not np.array_equal(mine[0], arrays[0])  # the parameter moved
+
+
+def test_step_refuses_a_gradient_of_another_shape():
+    """The kernels walk the flat arrays: a gradient of another size read past its end (or left
+    part of the parameter alone), one of the same size but another shape was applied as is."""
+    for grad_shape in [(4,), (60,), (3, 2)]:
+        p = tc.tensor(np.zeros((2, 3)), requires_grad=True)
+        opt = optim.Adam([p], lr=1.0)
+        p.grad = tc.tensor(np.ones(grad_shape))
+        with pytest.raises(
+            ValueError,
+            match=rf"Adam.step: params\[0\] has shape \(2, 3\) but its gradient has shape "
+            rf"{re.escape(str(grad_shape))}",
+        ):
+            opt.step()
+        np.testing.assert_array_equal(p.numpy(), 0.0)
+        assert opt.state[0] == {}
+
+
+def test_load_state_dict_checks_hyper_parameters_steps_and_buffers():
+    p = [tc.tensor(np.zeros((2, 3)), requires_grad=True)]
+    opt = optim.Adam(p, lr=0.01)
+    p[0].grad = tc.tensor(np.ones((2, 3)))
+    opt.step()
+    sd = opt.state_dict()
+    before = [p[0].numpy().copy(), dict(opt.hyper)]
+    # were: NaN weights after the next step, a raw unpacking error or TypeError inside step
+    for hyper, message in [
+        ({"lr": float("nan")}, "Adam: lr must be finite, got nan"),
+        ({"betas": [0.9]}, r"Adam: betas must be a pair \(beta1, beta2\), got \(0.9,\)"),
+        ({"betas": 0.9}, r"Adam: betas must be a pair \(beta1, beta2\), got 0.9"),
+        ({"eps": "x"}, "Adam: eps must be a number, got 'x'"),
+    ]:
+        fresh = optim.Adam(p, lr=0.5)
+        with pytest.raises(
+            ValueError, match="Adam.load_state_dict: bad hyper-parameters: " + message
+        ):
+            fresh.load_state_dict({**sd, "hyper": {**sd["hyper"], **hyper}})
+        assert fresh.lr == 0.5 and fresh.state == [{}]
+    state = {k: v for k, v in sd["state"].items() if k != "0.exp_avg_sq"}
+    with pytest.raises(ValueError, match=r"params\[0\] has a step but no exp_avg_sq"):
+        optim.Adam(p).load_state_dict({**sd, "state": state})  # was: zeros, off by a bias
+    for step in (np.array(1.5), np.array([1, 2]), np.array(-1)):
+        with pytest.raises(ValueError, match=r"0.step must be an integer >= 0"):
+            optim.Adam(p).load_state_dict({**sd, "state": {**sd["state"], "0.step": step}})
+    np.testing.assert_array_equal(p[0].numpy(), before[0])
+    assert opt.hyper == before[1]
+    again = optim.Adam(p)
+    again.load_state_dict(sd)
+    assert again.hyper == opt.hyper and again.state[0]["step"] == 1

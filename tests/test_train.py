@@ -510,7 +510,7 @@ def test_class_weight_scales_each_samples_loss_as_keras(kind):
         model, x, rng = _weighted_setup("binary_crossentropy", 1, "sigmoid")
         labels = rng.integers(0, 2, 12)
         y = labels[:, None].astype(np.float32)
-        p = model.predict(x)[:, 0].astype(np.float64)
+        p = train.predict(model, x)[:, 0].astype(np.float64)
         per = -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
         cw = {1: 3.0}
     else:
@@ -624,3 +624,94 @@ def test_sample_weight_weighs_samples_and_multiplies_class_weight():
         model.fit(x, labels, sample_weight=sw[:11], **kw)
     with pytest.raises(ValueError, match=r"sample_weight\[2\] = -1.0 must be a finite number"):
         model.fit(x, labels, sample_weight=np.r_[1.0, 1.0, -1.0, np.ones(9)], **kw)
+
+
+def test_mean_squared_error_takes_sample_weight_as_keras():
+    """Was: TypeError 'mean_squared_error: class weights are for classification losses'."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    out = rng.standard_normal((6, 2))
+    target = rng.standard_normal((6, 2))
+    w = rng.uniform(0, 2, 6)
+    o = tc.tensor(out, requires_grad=True)
+    loss = losses.MeanSquaredError().weighted(o, tc.tensor(target), False, tc.tensor(w))
+    loss.backward()
+    ot = torch.tensor(out, requires_grad=True)
+    ref = (torch.nn.functional.mse_loss(ot, torch.tensor(target), reduction="none").mean(1)
+           * torch.tensor(w)).mean()  # fmt: skip
+    ref.backward()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-12)
+    np.testing.assert_allclose(o.grad.numpy(), ot.grad.numpy(), rtol=1e-12)
+    model = MLP(activation="linear", n_out=1)
+    train.compile(model, optimizer=optim.SGD(None, lr=0.0), loss="mse")
+    x, _ = blobs(12)
+    y = rng.standard_normal(12).astype(np.float32)
+    p = train.predict(model, x)[:, 0].astype(np.float64)
+    sw = rng.uniform(0, 2, 12)
+    h = train.fit(model, x, y, sample_weight=sw, batch_size=12, epochs=1, verbose=0)
+    assert h.history["loss"][0] == pytest.approx((sw * (p - y) ** 2).sum() / 12, rel=1e-5)
+
+
+def test_target_errors_show_the_value_given():
+    sparse = losses.SparseCategoricalCrossentropy()
+    with pytest.raises(ValueError, match=r"label y\[1\] = inf is out of range"):
+        sparse.prepare_target(np.array([1.0, np.inf]), (None, 3), np.float32)  # was: -2**63
+    with pytest.raises(ValueError, match=r"label y\[1\] = 9223372036854775808 is out of range"):
+        sparse.prepare_target(np.array([1, 2**63], np.uint64), (None, 3), np.float32)
+    y = sparse.prepare_target(np.array([2.0, 0.0]), (None, 3), np.float32)
+    assert y.dtype == np.int64 and y.tolist() == [2, 0]
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]; y\[2, 0\] = 2.0"):
+        losses.BinaryCrossentropy().prepare_target(np.array([0.0, 1.0, 2.0]), (None, 1), np.float32)
+
+
+def test_metrics_refuse_targets_of_another_shape():
+    out = np.array([[0.1, 0.5, 0.4], [0.7, 0.2, 0.1], [0.2, 0.3, 0.5]])
+    labels = np.array([1, 2, 2])
+    with pytest.raises(ValueError, match=r"categorical_accuracy: targets have shape \(3,\), the "
+                       r"outputs \(3, 3\).*use 'sparse_categorical_accuracy'"):  # fmt: skip
+        metrics.CategoricalAccuracy().update(out, labels, False)  # was: silently 1/3
+    with pytest.raises(ValueError, match=r"one class index per row, shape \(3,\) \(one-hot rows"):
+        metrics.SparseCategoricalAccuracy().update(out, np.eye(3)[labels], False)  # broadcast
+    with pytest.raises(ValueError, match=r"binary_accuracy: targets have shape \(1, 3\), the "
+                       r"outputs \(3, 1\)"):  # fmt: skip
+        metrics.BinaryAccuracy().update(out[:, :1], labels[None], False)
+    binary = metrics.BinaryAccuracy()  # (N,) against (N, 1), as Keras: was 5/3
+    binary.update(np.array([[0.4], [0.6], [0.9]]), np.array([0.0, 1.0, 0.0]), False)
+    assert binary.result() == pytest.approx(2 / 3)
+    model = compiled(metrics_=("categorical_accuracy",))
+    x, y = blobs(30)
+    with pytest.raises(ValueError, match="categorical_accuracy: targets have shape"):
+        train.fit(model, x, y, epochs=1, verbose=0)
+    # one score per pixel: the accuracy counts pixels, not images
+    seg = metrics.SparseCategoricalAccuracy()
+    scores = np.zeros((2, 2, 3))
+    scores[..., 1] = 1.0
+    seg.update(scores, np.array([[1, 0], [1, 1]]), False)
+    assert seg.result() == 0.75
+
+
+def test_top_k_accuracy_never_counts_a_nan_score_or_a_missing_label():
+    """As Keras' in_top_k; was: every NaN row in the top k (a diverged model at 100 %)."""
+    nan = np.nan
+    out = np.array([[nan, nan, nan], [nan, 0.1, 0.2], [0.5, 0.5, 0.0], [-3.0, -2.0, -1.0]])
+    for k, labels, want in [
+        (1, [0, 0, 1, 2], [0, 0, 1, 1]),
+        (2, [2, 1, 0, 1], [0, 1, 1, 1]),
+        (3, [0, 1, 2, 5], [0, 1, 1, 0]),  # label 5 of 3 classes: not among them
+    ]:
+        m = metrics.TopKAccuracy(k)
+        m.update(out, np.array(labels), False)
+        assert m.result() == pytest.approx(np.mean(want)), (k, labels)
+    assert metrics.TopKAccuracy(np.int64(3)).k == 3
+    with pytest.raises(ValueError, match="k must be a positive int, got True"):
+        metrics.TopKAccuracy(True)
+
+
+def test_random_translation_takes_numpy_ints():
+    from tinycnn.train.augment import RandomTranslation
+
+    x = np.random.default_rng(0).random((4, 1, 6, 6))
+    a = RandomTranslation(np.int64(2))(x, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, RandomTranslation(2)(x, np.random.default_rng(1)))
+    with pytest.raises(ValueError, match="max_shift must be an int >= 0, got True"):
+        RandomTranslation(True)

@@ -144,6 +144,11 @@ class Optimizer:
                     f"{type(self).__name__}: params[{i}] is {p.dtype} but its gradient is "
                     f"{p.grad.dtype}"
                 )
+            if tuple(p.grad.shape) != tuple(p.shape):
+                raise ValueError(
+                    f"{type(self).__name__}.step: params[{i}] has shape {tuple(p.shape)} but its "
+                    f"gradient has shape {tuple(p.grad.shape)}"
+                )
             B = get_backend(p.device)
             p.data = B.contiguous(p.data)  # the kernel updates the flat view in place
             state = self.state[i]
@@ -197,6 +202,10 @@ class Optimizer:
             p = self.params[int(index)]
             value = np.asarray(value)
             if buf == "step":
+                if value.ndim != 0 or value.dtype.kind not in "iu" or int(value) < 0:
+                    raise ValueError(
+                        f"{name}.load_state_dict: {key} must be an integer >= 0, got {value!r}"
+                    )
                 new_state[int(index)]["step"] = int(value)
                 continue
             if buf not in self._buffers:
@@ -207,15 +216,24 @@ class Optimizer:
                     f"but params[{index}] has shape {p.shape} dtype {p.dtype}"
                 )
             new_state[int(index)][buf] = get_backend(p.device).from_numpy(np.array(value))
-        for i, state in enumerate(new_state):
-            if state and "step" not in state:
-                raise ValueError(f"{name}.load_state_dict: params[{i}] has buffers but no step")
         hyper = dict(self.hyper)
         for key, value in state_dict.get("hyper", {}).items():
             if key not in hyper:
                 raise ValueError(f"{name}.load_state_dict: unknown hyper-parameter {key!r}")
-            hyper[key] = tuple(value) if isinstance(hyper[key], tuple) else value
-        self.hyper = hyper
+            hyper[key] = tuple(value) if isinstance(value, (list, tuple)) else value
+        try:  # the constructor's rules: a NaN lr or a single beta is refused here, not in step
+            checked = type(self)(None, **hyper)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}.load_state_dict: bad hyper-parameters: {exc}") from None
+        for i, state in enumerate(new_state):
+            if state and "step" not in state:
+                raise ValueError(f"{name}.load_state_dict: params[{i}] has buffers but no step")
+            missing = [b for b in checked._active_buffers() if state and b not in state]
+            if missing:
+                raise ValueError(
+                    f"{name}.load_state_dict: params[{i}] has a step but no {', '.join(missing)}"
+                )
+        self.hyper = checked.hyper
         self.state = new_state
 
 

@@ -4,6 +4,8 @@ so that seeded runs repeat and resume exactly."""
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -35,8 +37,13 @@ class RandomTranslation:
     """
 
     def __init__(self, max_shift: int = 2, fill: str = "zeros", data_format="channels_first"):
-        if not isinstance(max_shift, int) or max_shift < 0:
+        if (
+            not isinstance(max_shift, numbers.Integral)
+            or isinstance(max_shift, bool)
+            or max_shift < 0
+        ):
             raise ValueError(f"RandomTranslation: max_shift must be an int >= 0, got {max_shift!r}")
+        max_shift = int(max_shift)
         if fill not in FILLS:
             raise ValueError(
                 f"RandomTranslation: fill must be one of {', '.join(FILLS)}, got {fill!r}"
@@ -57,6 +64,7 @@ class RandomTranslation:
         s = self.max_shift
         if s == 0:
             return x
+        x = np.asarray(x)
         if x.ndim != 4:
             raise ValueError(f"RandomTranslation: expects a batch of images, got shape {x.shape}")
         if self.data_format == "channels_last":  # shift the NCHW view, give NHWC back

@@ -10,7 +10,9 @@ after a divergence the last good checkpoint stays on disk.
 from __future__ import annotations
 
 import csv
+import inspect
 import math
+import numbers
 import os
 import string
 import sys
@@ -79,6 +81,20 @@ def _mode_op(cls: str, mode: str, monitor: str):
     return mode
 
 
+def _number(cls: str, name: str, value, low: float | None = None, integer: bool = False):
+    """``value`` checked as a finite number (an int if ``integer``) ``>= low``."""
+    kind = numbers.Integral if integer else numbers.Real
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(
+            f"{cls}: {name} must be {'an int' if integer else 'a number'}, got {value!r}"
+        )
+    if not math.isfinite(value):
+        raise ValueError(f"{cls}: {name} must be finite, got {value!r}")
+    if low is not None and value < low:
+        raise ValueError(f"{cls}: {name} must be >= {low}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
 def _say(verbose: int, text: str) -> None:
     if verbose:
         print(text, file=sys.stdout, flush=True)
@@ -100,14 +116,15 @@ class EarlyStopping(Callback):
         restore_best_weights: bool = False,
         start_from_epoch: int = 0,
     ):
+        cls = "EarlyStopping"
         self.monitor = monitor
-        self.mode = _mode_op("EarlyStopping", mode, monitor)
-        self.min_delta = abs(float(min_delta))
-        self.patience = int(patience)
+        self.mode = _mode_op(cls, mode, monitor)
+        self.min_delta = abs(_number(cls, "min_delta", min_delta))
+        self.patience = _number(cls, "patience", patience, 0, integer=True)
         self.verbose = verbose
-        self.baseline = baseline
+        self.baseline = None if baseline is None else _number(cls, "baseline", baseline)
         self.restore_best_weights = restore_best_weights
-        self.start_from_epoch = int(start_from_epoch)
+        self.start_from_epoch = _number(cls, "start_from_epoch", start_from_epoch, 0, integer=True)
 
     def _improves(self, value: float, reference: float) -> bool:
         if self.mode == "max":
@@ -300,16 +317,17 @@ class ReduceLROnPlateau(Callback):
         cooldown: int = 0,
         min_lr: float = 0.0,
     ):
-        if not 0.0 < factor < 1.0:
+        cls = "ReduceLROnPlateau"
+        if not 0.0 < _number(cls, "factor", factor) < 1.0:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
         self.monitor = monitor
         self.factor = float(factor)
-        self.patience = int(patience)
+        self.patience = _number(cls, "patience", patience, 0, integer=True)
         self.verbose = verbose
-        self.mode = _mode_op("ReduceLROnPlateau", mode, monitor)
-        self.min_delta = abs(float(min_delta))
-        self.cooldown = int(cooldown)
-        self.min_lr = float(min_lr)
+        self.mode = _mode_op(cls, mode, monitor)
+        self.min_delta = abs(_number(cls, "min_delta", min_delta))
+        self.cooldown = _number(cls, "cooldown", cooldown, 0, integer=True)
+        self.min_lr = _number(cls, "min_lr", min_lr, 0)
 
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf
@@ -351,18 +369,43 @@ class ReduceLROnPlateau(Callback):
 
 class LearningRateScheduler(Callback):
     """Set the learning rate at the start of each epoch to ``schedule(epoch, lr)`` (Keras'
-    signature; ``epoch`` is 0-based); adds ``learning_rate`` to the logs."""
+    signature; ``epoch`` is 0-based; ``schedule(epoch)`` works too, as in Keras); adds
+    ``learning_rate`` to the logs."""
 
     def __init__(self, schedule, verbose: int = 0):
         if not callable(schedule):
             raise TypeError("LearningRateScheduler: schedule must be callable(epoch, lr)")
         self.schedule = schedule
         self.verbose = verbose
+        self.with_lr = True
+        try:
+            signature = inspect.signature(schedule)
+        except (TypeError, ValueError):  # a builtin without one: Keras' two arguments
+            return
+        for args, with_lr in (((0, 0.1), True), ((0,), False)):
+            try:
+                signature.bind(*args)
+            except TypeError:
+                continue
+            self.with_lr = with_lr
+            return
+        raise TypeError(
+            f"LearningRateScheduler: schedule must take (epoch, lr) or (epoch), not {signature}"
+        )
 
     def on_epoch_begin(self, epoch, logs=None):
-        lr = float(self.schedule(epoch, self.model.optimizer.lr))
-        if not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"LearningRateScheduler: schedule({epoch}) gave {lr}; need >= 0")
+        lr = self.model.optimizer.lr
+        lr = self.schedule(epoch, lr) if self.with_lr else self.schedule(epoch)
+        if (
+            not isinstance(lr, numbers.Real)
+            or isinstance(lr, bool)
+            or not math.isfinite(lr)
+            or lr < 0
+        ):
+            raise ValueError(
+                f"LearningRateScheduler: schedule({epoch}) gave {lr!r}; need a number >= 0"
+            )
+        lr = float(lr)
         self.model.optimizer.lr = lr
         _say(self.verbose, f"Epoch {epoch + 1}: learning rate {lr:.4g}")
 
@@ -376,6 +419,8 @@ class CSVLogger(Callback):
     every epoch so the file is readable while training runs."""
 
     def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"CSVLogger: separator must be one character, got {separator!r}")
         self.filename = Path(filename)
         self.separator = separator
         self.append = append
@@ -385,6 +430,7 @@ class CSVLogger(Callback):
 
     def on_train_begin(self, logs=None):
         exists = self.append and self.filename.exists() and self.filename.stat().st_size > 0
+        self.keys = None  # a new file's columns are the first epoch's logs, as Keras
         if exists:
             with open(self.filename, newline="") as f:
                 header = next(csv.reader(f, delimiter=self.separator), None)

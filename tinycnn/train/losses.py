@@ -73,7 +73,10 @@ class Loss:
 
     def per_sample(self, output: Tensor, target: Tensor, logits: bool) -> Tensor:
         """The loss of each sample, ``(N,)`` (what :meth:`weighted` weighs)."""
-        raise TypeError(f"{self.name}: class weights are for classification losses")
+        raise TypeError(
+            f"{self.name}: this loss has no per-sample form, so fit cannot weigh its samples "
+            "(class_weight, sample_weight)"
+        )
 
     def classes_of(self, y: np.ndarray) -> np.ndarray:
         """Each prepared target's class index (for ``fit(class_weight=...)``)."""
@@ -95,7 +98,7 @@ class Loss:
 def _check_probabilities(name: str, y: np.ndarray) -> None:
     bad = ~((y >= 0) & (y <= 1))
     if bad.any():
-        i = np.unravel_index(int(np.argmax(bad)), y.shape)
+        i = tuple(int(k) for k in np.unravel_index(int(np.argmax(bad)), y.shape))
         raise ValueError(f"{name}: targets must be probabilities in [0, 1]; y{list(i)} = {y[i]}")
 
 
@@ -158,15 +161,14 @@ class SparseCategoricalCrossentropy(Loss):
                 raise ValueError(f"{self.name}: label y[{i}] = {y[i]} is not an integer")
         elif y.dtype.kind not in "iu":
             raise TypeError(f"{self.name}: labels must be integers, got dtype {y.dtype}")
-        y = y.astype(np.int64)
-        bad = (y < 0) | (y >= n_cls)
+        bad = (y < 0) | (y >= n_cls)  # before the cast, which would wrap inf and 2**63
         if bad.any():
             i = int(np.argmax(bad))
             raise ValueError(
                 f"{self.name}: label y[{i}] = {y[i]} is out of range for a model with {n_cls} "
                 f"outputs (valid: 0..{n_cls - 1}); {int(bad.sum())} labels are out of range"
             )
-        return y
+        return y.astype(np.int64)
 
     def __call__(self, output, target, logits):
         if logits:
@@ -245,6 +247,9 @@ class MeanSquaredError(Loss):
 
     def __call__(self, output, target, logits):
         return F.mse_loss(output, target)
+
+    def per_sample(self, output, target, logits):
+        return ((output - target) ** 2).mean(dim=tuple(range(1, output.ndim)))
 
 
 LOSSES = {

@@ -8,6 +8,8 @@ for integer labels, binary for a single output or a binary cross-entropy loss.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ..device import get_backend
@@ -55,6 +57,34 @@ def _count(B, mask) -> float:
     return float(B.to_numpy(B.sum(mask)))
 
 
+def _check_target(name: str, out, tgt, want: str) -> None:
+    """Refuse targets that would broadcast against the outputs into a wrong count: ``want`` is
+    "onehot" (the outputs' shape), "labels" (one index per row) or "either"."""
+    out_shape, tgt_shape = tuple(out.shape), tuple(tgt.shape)
+    labels = tgt_shape in (out_shape[:-1], out_shape[:-1] + (1,))
+    if want == "onehot" and tgt_shape != out_shape:
+        hint = " (class indices? use 'sparse_categorical_accuracy')" if labels else ""
+        raise ValueError(
+            f"{name}: targets have shape {tgt_shape}, the outputs {out_shape}; this metric needs "
+            f"one-hot targets of the outputs' shape{hint}"
+        )
+    if want == "labels" and not labels:
+        hint = " (one-hot rows? use 'categorical_accuracy')" if tgt_shape == out_shape else ""
+        raise ValueError(
+            f"{name}: targets have shape {tgt_shape}, the outputs {out_shape}; this metric needs "
+            f"one class index per row, shape {out_shape[:-1]}{hint}"
+        )
+    if want == "either" and not (labels or tgt_shape == out_shape):
+        raise ValueError(
+            f"{name}: targets have shape {tgt_shape}, the outputs {out_shape}; this metric needs "
+            f"class indices {out_shape[:-1]} or one-hot rows {out_shape}"
+        )
+
+
+def _rows(out) -> int:
+    return int(np.prod(out.shape[:-1]))
+
+
 def _labels(B, target):
     if target.ndim > 1 and target.shape[-1] > 1:
         return B.argmax(target, -1)
@@ -66,8 +96,9 @@ class CategoricalAccuracy(Metric):
 
     def update(self, output, target, logits):
         B, out, tgt = _arrays(output, target)
+        _check_target(self.name, out, tgt, "onehot")
         self.correct += _count(B, B.compare(B.argmax(out, -1), B.argmax(tgt, -1), "eq"))
-        self.count += out.shape[0]
+        self.count += _rows(out)
 
 
 class SparseCategoricalAccuracy(Metric):
@@ -75,9 +106,10 @@ class SparseCategoricalAccuracy(Metric):
 
     def update(self, output, target, logits):
         B, out, tgt = _arrays(output, target)
-        labels = B.astype(B.reshape(tgt, (-1,)), np.int64)
+        _check_target(self.name, out, tgt, "labels")
+        labels = B.astype(B.reshape(tgt, tuple(out.shape[:-1])), np.int64)
         self.correct += _count(B, B.compare(B.argmax(out, -1), labels, "eq"))
-        self.count += out.shape[0]
+        self.count += _rows(out)
 
 
 class BinaryAccuracy(Metric):
@@ -87,31 +119,50 @@ class BinaryAccuracy(Metric):
 
     def update(self, output, target, logits):
         B, out, tgt = _arrays(output, target)
+        out_shape, tgt_shape = tuple(out.shape), tuple(tgt.shape)
+        if tgt_shape != out_shape:  # Keras squeezes or expands a trailing 1 to match ranks
+            if tgt_shape + (1,) != out_shape and tgt_shape != out_shape + (1,):
+                raise ValueError(
+                    f"{self.name}: targets have shape {tgt_shape}, the outputs {out_shape}; "
+                    "they must match (up to a trailing axis of 1)"
+                )
+            tgt = B.reshape(tgt, out_shape)
         predicted = B.compare(out, B.scalar(0.0 if logits else 0.5, out.dtype), "gt")
         truth = B.compare(tgt, B.scalar(0.5, tgt.dtype), "gt")
         self.correct += _count(B, B.compare(predicted, truth, "eq"))
-        self.count += int(np.prod(tgt.shape))
+        self.count += int(np.prod(out_shape))
 
 
 class TopKAccuracy(Metric):
     """The label is among the ``k`` largest outputs (one-hot or integer targets)."""
 
     def __init__(self, k: int = 5, name: str | None = None):
-        if not isinstance(k, int) or k < 1:
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
             raise ValueError(f"TopKAccuracy: k must be a positive int, got {k!r}")
+        k = int(k)
         self.k = k
         super().__init__(name or f"top_{k}_accuracy")
 
     def update(self, output, target, logits):
         B, out, tgt = _arrays(output, target)
+        if out.ndim != 2:
+            raise ValueError(
+                f"{self.name}: outputs must be scores of shape (N, classes), got {tuple(out.shape)}"
+            )
+        _check_target(self.name, out, tgt, "either")
         n, classes = out.shape[0], out.shape[-1]
         labels = B.reshape(B.astype(_labels(B, tgt), np.int64), (n, 1))
         k = min(self.k, classes)
         # rank of the label's score: the label is in the top k if fewer than k scores beat it
         onehot = B.compare(B.from_numpy(np.arange(classes, dtype=np.int64)), labels, "eq")
         score = B.sum(B.where(onehot, out, B.scalar(0.0, out.dtype)), axis=-1, keepdims=True)
-        beaten_by = B.sum(B.compare(out, score, "gt"), axis=-1)
-        self.correct += _count(B, B.compare(beaten_by, B.scalar(k, np.int64), "lt"))
+        # as Keras' in_top_k: a NaN score or a label out of range is never in the top k
+        in_range = B.compare(B.sum(onehot, axis=-1, keepdims=True), B.scalar(1, np.int64), "eq")
+        score = B.where(in_range, score, B.scalar(np.nan, out.dtype))
+        beaten_by = B.astype(B.sum(B.compare(out, score, "gt"), axis=-1), out.dtype)
+        valid = B.reshape(B.compare(score, score, "eq"), (n,))
+        beaten_by = B.where(valid, beaten_by, B.scalar(k, out.dtype))
+        self.correct += _count(B, B.compare(beaten_by, B.scalar(k, out.dtype), "lt"))
         self.count += n
 
 

@@ -151,7 +151,7 @@ class Optimizer:
                 )
             B = get_backend(p.device)
             p.data = B.contiguous(p.data)  # the kernel updates the flat view in place
-            state = self.state[i]
+            state = self._state_of(i)
             state["step"] = state.get("step", 0) + 1
             fresh = set()  # buffers created now (also: an option switched on after a load)
             for buf in self._active_buffers():
@@ -167,6 +167,18 @@ class Optimizer:
     def _active_buffers(self) -> tuple[str, ...]:
         return self._buffers
 
+    def _state_of(self, i: int) -> dict[str, Any]:
+        """``self.state[i]``, its buffers on the device of ``params[i]``: ``Model.to`` moves the
+        parameters (a resumed run: ``load_checkpoint`` on the CPU, then ``.to("cuda")``), and
+        the state follows them here."""
+        p, state = self.params[i], self.state[i]
+        for key, value in state.items():
+            on_host = isinstance(value, np.ndarray)
+            if key != "step" and on_host != (p.device == "cpu"):
+                host = value if on_host else get_backend("cuda").to_numpy(value)
+                state[key] = get_backend(p.device).from_numpy(np.ascontiguousarray(host))
+        return state
+
     def _update(self, p, g, state, fresh, step, t, K) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -174,8 +186,8 @@ class Optimizer:
     def state_dict(self) -> dict[str, Any]:
         """``{"optimizer": name, "hyper": {...}, "state": {"<i>.<buffer>": ndarray}}`` (copies)."""
         arrays: dict[str, np.ndarray] = {}
-        for i, (p, state) in enumerate(zip(self.params, self.state)):
-            for key, value in state.items():
+        for i, p in enumerate(self.params):
+            for key, value in self._state_of(i).items():
                 if key == "step":
                     arrays[f"{i}.step"] = np.asarray(value, dtype=np.int64)
                 else:

@@ -306,6 +306,8 @@ class Tensor:
 
     # comparisons return plain (non-differentiable) tensors
     def _compare(self, other, op: str) -> Tensor:
+        if isinstance(other, Tensor):
+            check_same_device(f"compare {op}", (self, other))
         other_data = other.data if isinstance(other, Tensor) else other
         return Tensor._wrap(self._backend.compare(self.data, other_data, op), self.device)
 

@@ -32,6 +32,14 @@ def test_placement_and_transfers():
     assert "device='cuda'" in repr(t)
 
 
+def test_comparisons_across_devices_raise():
+    a, b = tc.tensor(np.zeros(2), device="cuda"), tc.tensor(np.zeros(2))
+    for compare in (lambda: a == b, lambda: b < a, lambda: a >= b):
+        with pytest.raises(ValueError, match=r"compare \w+: all tensors must be on one device"):
+            compare()
+    assert (a == 0.0).numpy().all() and (b == b).device == "cpu"
+
+
 def test_mixed_devices_raise():
     a = tc.tensor(rand(RNG, 3), device="cuda")
     b = tc.tensor(rand(RNG, 3))

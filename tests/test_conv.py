@@ -525,3 +525,26 @@ def test_workspace_reuses_buffers():
     assert b.base is a.base and a.flags.c_contiguous and b.shape == (2, 3)
     c = workspace.get("test.buf", (10, 10), np.float32)  # grows
     assert c.shape == (10, 10) and workspace.nbytes() >= 400
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_weight_gradient_of_an_input_that_is_not_finite(algorithm, padding):
+    """An Inf or NaN in the input makes NaN or Inf only of the weight-gradient sums it is a
+    term of, as the sum written out (the direct kernel's stride-1 sums, which run over whole
+    padded rows, once turned the zero gradient of the columns past the output into NaN)."""
+    rng = np.random.default_rng(8)
+    x, w = rand(rng, 2, 3, 5, 6), rand(rng, 4, 3, 3, 3)
+    x[0, 0, 0, 0], x[1, 1, 2, 3] = np.nan, -np.inf
+    xt, wt = tc.tensor(x), tc.tensor(w, requires_grad=True)
+    y = F.conv2d(xt, wt, padding=padding)
+    g = rand(rng, *y.shape)
+    y.backward(tc.tensor(g))
+    xp = np.pad(x, ((0, 0), (0, 0), (padding,) * 2, (padding,) * 2))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))
+    expected = np.einsum("noyz,ncyzij->ocij", g, windows)
+    got = wt.grad.numpy()
+    for kind in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(kind(got), kind(expected))
+    finite = np.isfinite(expected)
+    assert 0 < finite.sum() < finite.size
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12, atol=1e-12)

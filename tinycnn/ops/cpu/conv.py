@@ -722,7 +722,15 @@ def conv2d_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out):
 
     The batch is split into one chunk per thread, each summing into its own partial gradient
     (no races, every thread busy even with few output channels); the partials are added at
-    the end."""
+    the end.  With stride 1 the sums run over whole padded rows, the columns past the output
+    with a zero gradient: an Inf or NaN in ``x`` would make NaN of that ``0 * Inf``, so such a
+    call is handed to im2col's, which sums only the real products."""
+    if sh == 1 and sw == 1:
+        from ._winograd import finite
+
+        if not (finite(x) and finite(g)):
+            im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out)
+            return
     nchunks = max(1, min(x.shape[0], _threads()))
     _backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, nchunks, dw_out)
 

@@ -548,3 +548,30 @@ def test_weight_gradient_of_an_input_that_is_not_finite(algorithm, padding):
     finite = np.isfinite(expected)
     assert 0 < finite.sum() < finite.size
     np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_input_gradient_of_weights_that_are_not_finite(algorithm, padding):
+    """Likewise for the input gradient of weights holding NaN and -Inf (the direct kernel's
+    stride-1 gather runs over a zero margin around the upstream gradient)."""
+    rng = np.random.default_rng(9)
+    x, w = rand(rng, 2, 3, 5, 6), rand(rng, 4, 3, 3, 3)
+    w[0, 0, 0, 0], w[2, 1, 1, 2] = np.nan, -np.inf
+    xt = tc.tensor(x, requires_grad=True)
+    y = F.conv2d(xt, tc.tensor(w), padding=padding)
+    g = rand(rng, *y.shape)
+    y.backward(tc.tensor(g))
+    n, c, h, wd = x.shape
+    dxp = np.zeros((n, c, h + 2 * padding, wd + 2 * padding))
+    for yy in range(g.shape[2]):
+        for zz in range(g.shape[3]):
+            for i in range(3):
+                for j in range(3):
+                    dxp[:, :, yy + i, zz + j] += g[:, :, yy, zz] @ w[:, :, i, j]
+    expected = dxp[:, :, padding : padding + h, padding : padding + wd]
+    got = xt.grad.numpy()
+    for kind in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(kind(got), kind(expected))
+    finite = np.isfinite(expected)
+    assert 0 < finite.sum() < finite.size
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12, atol=1e-12)

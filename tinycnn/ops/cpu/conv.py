@@ -653,8 +653,20 @@ def conv2d_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx):
     Stride 1 is a gather (a correlation of the upstream gradient with the flipped kernel):
     each output channel's gradient sits on the wide grid after a zero margin of ``maxoff``, so
     ``dxpad[c, u] = sum_{o, tap} w[o, c, tap] * gz[o, maxoff - off(tap) + u]`` reads contiguous
-    runs and writes each ``dxpad`` element once per four taps."""
+    runs and writes each ``dxpad`` element once per four taps.  The runs cross the zero
+    margin, where an Inf or NaN weight would make NaN of ``0 * Inf``: such a call is handed to
+    im2col's, which multiplies only the real terms."""
+    if sh == 1 and sw == 1 and not _finite(w, g):
+        im2col_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx)
+        return
     _backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, _threads(), dx)
+
+
+def _finite(*arrays) -> bool:
+    """Whether every value of ``arrays`` is finite (one pass each)."""
+    from ._winograd import finite
+
+    return all(finite(a) for a in arrays)
 
 
 @njit(parallel=True)
@@ -725,12 +737,9 @@ def conv2d_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out):
     the end.  With stride 1 the sums run over whole padded rows, the columns past the output
     with a zero gradient: an Inf or NaN in ``x`` would make NaN of that ``0 * Inf``, so such a
     call is handed to im2col's, which sums only the real products."""
-    if sh == 1 and sw == 1:
-        from ._winograd import finite
-
-        if not (finite(x) and finite(g)):
-            im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out)
-            return
+    if sh == 1 and sw == 1 and not _finite(x, g):
+        im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out)
+        return
     nchunks = max(1, min(x.shape[0], _threads()))
     _backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, nchunks, dw_out)
 

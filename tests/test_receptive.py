@@ -190,3 +190,19 @@ def test_explain_channels_last_model_reads_height_and_width_from_the_right_axes(
     assert "→ 30×11×8" in by_name["conv"] and "→ 15×5×8" in by_name["pool"]
     assert "Flatten: 15×5×8 = 600" in by_name["flat"]
     assert lines[-1].endswith("4×5 pixels of the 32×24 input")  # H: 3 + 1·1, W: 3 + 1·2
+
+
+def test_branches_that_see_offset_regions_add_up():
+    """Add of a top-left padded 2x2 conv (pixels i-1..i of its input) and a "same" 2x2 conv
+    (i..i+1): the union, not the larger of the two, as the gradient's footprint says."""
+    clear_session()
+    pos = {"kernel_initializer": "ones"}
+    inp = tc.Input((1, 20, 20), dtype="float64")
+    x = L.Conv2D(2, 3, strides=2, **pos)(inp)  # r 3, j 2
+    a = L.Conv2D(2, 2, **pos)(L.ZeroPadding2D(((1, 0), (1, 0)))(x))  # input pixels -2..2
+    b = L.Conv2D(2, 2, padding="same", **pos)(x)  # 0..4
+    model = tc.Model(inp, L.Add(name="add")([a, b]))
+    field = _last_spatial(model)
+    (r0, r1), (c0, c1) = _footprint(model, np.ones((1, 1, 20, 20)), 4, 4)
+    assert field.size == (r1 - r0 + 1, c1 - c0 + 1) == (7, 7) and field.jump == (2, 2)
+    assert "the union of its inputs' fields, which are offset (-2..2, 0..4): r = 7" in field.formula

@@ -8,7 +8,9 @@ dilation ``d`` and stride ``s``, gives::
 
 A pixel of the next map sees ``d·(k − 1) + 1`` pixels of this one; neighbouring ones add ``j``
 input pixels each.  Pointwise layers (activations, batch norm, dropout, padding) change
-neither; a merge (``Add``, ``Concatenate``) takes the largest of its inputs'.  After
+neither.  A merge (``Add``, ``Concatenate``) sees the union of its inputs' fields: each field
+also keeps where it starts (``start' = start − p·j`` for a top/left padding ``p``), so two
+branches that look at offset regions (a padded 2×2 conv beside a "same" one) add up.  After
 ``Flatten``, ``Dense``, ``Reshape`` or global pooling every output sees the whole input.  Past
 a layer of another kind that resizes images (a user's own layer) the field is unknown, and
 said so, rather than guessed.
@@ -18,6 +20,8 @@ A field may be larger than the input: the part outside it is padding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .shapes import sliding_shape
 
 _WINDOWS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPool2D", "AveragePooling2D")
 _GLOBAL = ("Flatten", "Dense", "Reshape", "GlobalAveragePooling2D")
@@ -33,6 +37,7 @@ class Field:
     jump: tuple[int, int] | None
     formula: str = ""
     known: bool = True  # False past a layer that resizes images by a rule not known here
+    start: tuple[int, int] = (0, 0)  # the input pixel where output pixel 0's field begins
 
     def text(self) -> str:
         if not self.known:
@@ -58,7 +63,30 @@ def _window(layer) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
 _UNKNOWN = Field(None, None, known=False)
 
 
-def _through_window(field: Field, kernel, stride, dilation) -> Field:
+def _top_left(layer, input_shape) -> tuple[int, int]:
+    """The top and left padding of a conv, pooling or zero-padding layer at ``input_shape``."""
+    if type(layer).__name__ == "ZeroPadding2D":
+        (t, _), (l, _) = layer.padding
+        return t, l
+    kernel, stride, dilation = _window(layer)
+    _, ((t, _), (l, _)) = sliding_shape(
+        layer.where,
+        input_shape,
+        kernel,
+        stride,
+        layer.padding,
+        dilation,
+        ceil_mode=getattr(layer, "ceil_mode", False),
+        channels_last=getattr(layer, "channels_last", False),
+    )
+    return t, l
+
+
+def _shifted(field: Field, pads) -> tuple[int, int]:
+    return tuple(s - p * j for s, p, j in zip(field.start, pads, field.jump))
+
+
+def _through_window(field: Field, kernel, stride, dilation, pads=(0, 0)) -> Field:
     if field.size is None:
         return _UNKNOWN if not field.known else _WHOLE
     size, jump, parts = [], [], []
@@ -68,7 +96,13 @@ def _through_window(field: Field, kernel, stride, dilation) -> Field:
         grow = f"{d}·({k} − 1)·{j}" if d > 1 else f"({k} − 1)·{j}"
         parts.append(f"r = {r} + {grow} = {size[-1]}, j = {j}·{s} = {jump[-1]}")
     formula = parts[0] if parts[0] == parts[1] else f"H: {parts[0]}; W: {parts[1]}"
-    return Field(tuple(size), tuple(jump), formula)
+    return Field(tuple(size), tuple(jump), formula, start=_shifted(field, pads))
+
+
+def _span(field: Field) -> str:
+    """Input pixels ``a..b`` that output pixel 0 of ``field`` sees (per axis when they differ)."""
+    per = [f"{s}..{s + r - 1}" for s, r in zip(field.start, field.size)]
+    return per[0] if per[0] == per[1] else f"({per[0]}, {per[1]})"
 
 
 def _merge(fields: list[Field]) -> Field:
@@ -78,9 +112,21 @@ def _merge(fields: list[Field]) -> Field:
         return _UNKNOWN
     if any(f.size is None for f in fields):
         return _WHOLE
-    size = tuple(max(f.size[a] for f in fields) for a in range(2))
+    if len(fields) == 1:
+        return Field(fields[0].size, fields[0].jump, start=fields[0].start)
     jump = tuple(max(f.jump[a] for f in fields) for a in range(2))
-    return Field(size, jump)
+    if any(f.jump != jump for f in fields):  # maps of one size, unequal jumps: an upper bound
+        size = tuple(max(f.size[a] for f in fields) for a in range(2))
+        return Field(size, jump, start=tuple(min(f.start[a] for f in fields) for a in range(2)))
+    lo = tuple(min(f.start[a] for f in fields) for a in range(2))
+    hi = tuple(max(f.start[a] + f.size[a] for f in fields) for a in range(2))
+    size = tuple(h - l for h, l in zip(hi, lo))
+    formula = ""
+    if size != tuple(max(f.size[a] for f in fields) for a in range(2)):
+        spans = ", ".join(_span(f) for f in fields)
+        r = f"{size[0]}" if size[0] == size[1] else f"{size[0]}×{size[1]}"
+        formula = f"the union of its inputs' fields, which are offset ({spans}): r = {r}"
+    return Field(size, jump, formula, start=lo)
 
 
 def _through_model(field: Field, inner: Field) -> Field:
@@ -91,12 +137,13 @@ def _through_model(field: Field, inner: Field) -> Field:
         return _WHOLE
     size = tuple(r + (R - 1) * j for r, j, R in zip(field.size, field.jump, inner.size))
     jump = tuple(j * J for j, J in zip(field.jump, inner.jump))
+    start = tuple(s + S * j for s, S, j in zip(field.start, inner.start, field.jump))
     parts = [
         f"r = {r} + ({R} − 1)·{j} = {r2}, j = {j}·{J} = {j2}"
         for r, j, R, J, r2, j2 in zip(field.size, field.jump, inner.size, inner.jump, size, jump)
     ]
     formula = parts[0] if parts[0] == parts[1] else f"H: {parts[0]}; W: {parts[1]}"
-    return Field(size, jump, f"its own field R×R, jump J: {formula}")
+    return Field(size, jump, f"its own field R×R, jump J: {formula}", start=start)
 
 
 def _resizes(d: dict) -> bool:
@@ -122,7 +169,11 @@ def receptive_fields(model) -> dict[int, Field]:
         if kind == "InputLayer":
             here = _INPUT
         elif kind in _WINDOWS:
-            here = _through_window(here, *_window(layer))
+            pads = _top_left(layer, g.nodes[n]["input_shapes"][0])
+            here = _through_window(here, *_window(layer), pads)
+        elif kind == "ZeroPadding2D" and here.size is not None:
+            pads = _top_left(layer, None)
+            here = Field(here.size, here.jump, start=_shifted(here, pads))
         elif kind in _GLOBAL:
             here = _WHOLE if here.size is None and here.known else _BECOMES_WHOLE
         elif layer.family == "model":

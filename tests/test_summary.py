@@ -197,3 +197,17 @@ def test_summary_depth_must_be_a_non_negative_int():
     for depth in (-1, "1", True):
         with pytest.raises(ValueError, match=r"summary: depth must be an int >= 0 or None, got"):
             m.summary(depth=depth)
+
+
+def test_explain_shows_the_ceil_mode_window_that_is_dropped(capsys):
+    """W2 = ⌈(11 − 2 + 2·1)/2⌉ + 1 is 7, but the 7th window would start in the right padding:
+    PyTorch drops it, and the line shows that step (it used to state 6 for the sum 7)."""
+    inp = tc.Input((1, 11, 11))
+    model = tc.Model(inp, L.MaxPool2D(2, strides=2, padding=1, ceil_mode=True)(inp))
+    model.explain()
+    out = capsys.readouterr().out
+    assert (
+        "W2 = ⌈(11 − 2 + 2·1)/2⌉ + 1 − 1 = 6 (the last window would start in the right "
+        "padding: dropped) → 6×6×1" in out
+    )
+    assert model.output_shape == (None, 1, 6, 6)

@@ -126,6 +126,13 @@ def axis_formula(
     else:
         body = f"⌈({inner})/{stride}⌉" if ceil_mode else f"⌊({inner})/{stride}⌋"
     value = f"{out:g}" if isinstance(out, float) else str(out)
+    if ceil_mode and not exact and stride > 1:
+        full = -(-(size + lo + hi - kernel) // stride) + 1
+        if isinstance(out, int) and out == full - 1:  # PyTorch's rule, as window_out applies it
+            return (
+                f"{axis}2 = {body} + 1 − 1 = {value} (the last window would start in the "
+                "right padding: dropped)"
+            )
     return f"{axis}2 = {body} + 1 = {value}"
 
 

@@ -186,6 +186,7 @@ def test_aux_heads_change_with_num_classes_too():
         ("vgg16", (3, 31, 31), "block5/pool"),
         ("alexnet", (3, 66, 66), "conv5/pool"),
         ("lenet5", (1, 15, 15), "pool2"),
+        ("inception_v1", (3, 14, 14), "pool3"),  # 15 is legal: ceil-mode windows may overhang
         ("xception", (3, 6, 6), "entry_flow_block1/conv2"),
     ],
 )

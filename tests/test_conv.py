@@ -527,6 +527,15 @@ def test_workspace_reuses_buffers():
     assert c.shape == (10, 10) and workspace.nbytes() >= 400
 
 
+def _same_with_non_finite(got, expected):
+    """NaN where NaN, +Inf where +Inf, -Inf where -Inf, and the finite values equal."""
+    for kind in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(kind(got), kind(expected))
+    finite = np.isfinite(expected)
+    assert 0 < finite.sum() < finite.size
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("padding", [0, 1])
 def test_weight_gradient_of_an_input_that_is_not_finite(algorithm, padding):
     """An Inf or NaN in the input makes NaN or Inf only of the weight-gradient sums it is a
@@ -542,12 +551,7 @@ def test_weight_gradient_of_an_input_that_is_not_finite(algorithm, padding):
     xp = np.pad(x, ((0, 0), (0, 0), (padding,) * 2, (padding,) * 2))
     windows = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))
     expected = np.einsum("noyz,ncyzij->ocij", g, windows)
-    got = wt.grad.numpy()
-    for kind in (np.isnan, np.isposinf, np.isneginf):
-        np.testing.assert_array_equal(kind(got), kind(expected))
-    finite = np.isfinite(expected)
-    assert 0 < finite.sum() < finite.size
-    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12, atol=1e-12)
+    _same_with_non_finite(wt.grad.numpy(), expected)
 
 
 @pytest.mark.parametrize("padding", [0, 1])
@@ -569,9 +573,4 @@ def test_input_gradient_of_weights_that_are_not_finite(algorithm, padding):
                 for j in range(3):
                     dxp[:, :, yy + i, zz + j] += g[:, :, yy, zz] @ w[:, :, i, j]
     expected = dxp[:, :, padding : padding + h, padding : padding + wd]
-    got = xt.grad.numpy()
-    for kind in (np.isnan, np.isposinf, np.isneginf):
-        np.testing.assert_array_equal(kind(got), kind(expected))
-    finite = np.isfinite(expected)
-    assert 0 < finite.sum() < finite.size
-    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12, atol=1e-12)
+    _same_with_non_finite(xt.grad.numpy(), expected)

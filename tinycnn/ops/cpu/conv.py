@@ -535,6 +535,10 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
 # Runs of at most this many accumulator elements are padded up to a multiple of ROUND, so the
 # vectorised loops have no scalar remainder (the padding lands in never-read garbage columns).
 ROUND = 32
+# Batch chunks of the direct weight gradient, each with its partial sum: a constant, so that
+# the order of the sums (and the float result) does not follow the thread count; enough for
+# the threads of most machines, few enough that adding the partials costs nothing.
+WEIGHT_CHUNKS = 8
 # Images per task on the wide grid: planes of a few images back to back make the inner loops
 # long enough (>= ~1024 elements) for the loop set-up to vanish in the work.
 WIDE_TARGET = 1024
@@ -732,15 +736,17 @@ def _backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, nthreads, dx):
 def conv2d_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out):
     """``dw_out[o, c, i, j] = sum_{n, y, z} g[n, o, y, z] * xpad[n, c, y*sh + i*dh, z*sw + j*dw]``.
 
-    The batch is split into one chunk per thread, each summing into its own partial gradient
+    The batch is split into WEIGHT_CHUNKS chunks, each summing into its own partial gradient
     (no races, every thread busy even with few output channels); the partials are added at
-    the end.  With stride 1 the sums run over whole padded rows, the columns past the output
-    with a zero gradient: an Inf or NaN in ``x`` would make NaN of that ``0 * Inf``, so such a
-    call is handed to im2col's, which sums only the real products."""
+    the end, in order.  The chunks follow the batch alone, never the thread count, so the
+    result is the same at any thread count.  With stride 1 the sums run over whole padded
+    rows, the columns past the output with a zero gradient: an Inf or NaN in ``x`` would make
+    NaN of that ``0 * Inf``, so such a call is handed to im2col's, which sums only the real
+    products."""
     if sh == 1 and sw == 1 and not _finite(x, g):
         im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out)
         return
-    nchunks = max(1, min(x.shape[0], _threads()))
+    nchunks = max(1, min(x.shape[0], WEIGHT_CHUNKS))
     _backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, nchunks, dw_out)
 
 

@@ -375,3 +375,35 @@ def test_pad_needs_int_pads_and_a_non_empty_dim_to_replicate():
         F.pad(tc.tensor(np.ones((2, 0))), (1, 1), mode="replicate")
     assert F.pad(x, [np.int64(1), 2]).shape == (2, 6)
     assert F.pad(tc.tensor(np.ones((0, 2))), (1, 1), mode="replicate").shape == (0, 4)
+
+
+def test_negative_padding_crops_as_in_torch():
+    """Constant-mode F.pad takes negative pads (PyTorch crops there); values and gradient."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 5, 6))
+    for left, right, top, bottom in [
+        (-2, 1, 0, 0),
+        (-1, 1, 2, -1),
+        (0, -3, 1, 1),
+        (-1, -1, -1, -1),
+    ]:
+        t = tc.tensor(x, requires_grad=True)
+        y = F.pad(t, (left, right, top, bottom), value=0.5)
+        grow = ((0, 0), (0, 0), (max(top, 0), max(bottom, 0)), (max(left, 0), max(right, 0)))
+        h, w = x.shape[2] + sum(grow[2]), x.shape[3] + sum(grow[3])
+        keep = (
+            ...,
+            slice(max(-top, 0), h - max(-bottom, 0)),
+            slice(max(-left, 0), w - max(-right, 0)),
+        )
+        np.testing.assert_array_equal(y.numpy(), np.pad(x, grow, constant_values=0.5)[keep])
+        g = rng.standard_normal(y.shape)
+        y.backward(tc.tensor(g))
+        placed = np.zeros((*x.shape[:2], h, w))
+        placed[keep] = g  # the upstream gradient where y came from, then the input's part
+        inner = (..., slice(grow[2][0], grow[2][0] + 5), slice(grow[3][0], grow[3][0] + 6))
+        np.testing.assert_array_equal(t.grad.numpy(), placed[inner])
+    with pytest.raises(ValueError, match=r"pad: negative padding \(-3, -3\) on dim 1 crops 6"):
+        F.pad(tc.tensor(np.zeros((2, 5))), (-3, -3))
+    with pytest.raises(ValueError, match="supported in constant mode only, got mode 'reflect'"):
+        F.pad(tc.tensor(np.zeros((1, 2, 5))), (-1, 1), mode="reflect")

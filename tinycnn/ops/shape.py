@@ -180,12 +180,17 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
         raise ValueError(f"pad: pad must hold (before, after) pairs for at most {x.ndim} dims")
     if mode not in _PAD_MODES:
         raise ValueError(f"pad: mode must be one of {_PAD_MODES}, got {mode!r}")
+    if mode != "constant" and any(p < 0 for p in pad):
+        raise ValueError(
+            f"pad: negative padding {pad} (cropping) is supported in constant mode only, got "
+            f"mode {mode!r}"
+        )
+    crop = tuple(max(-p, 0) for p in pad)  # negative padding crops, as in PyTorch
+    pad = tuple(max(p, 0) for p in pad)
     pads = {}
     for i in range(len(pad) // 2):
         axis = x.ndim - 1 - i
         lo, hi = pad[2 * i], pad[2 * i + 1]
-        if lo < 0 or hi < 0:
-            raise ValueError(f"pad: negative padding {pad} is not supported")
         size = x.shape[axis]
         if mode == "reflect" and (lo >= size or hi >= size):
             raise ValueError(
@@ -201,9 +206,21 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
             )
         if lo or hi:
             pads[axis] = (lo, hi)
-    if not pads:
+    if pads:
+        x = Pad.apply(x, pads=pads, mode=mode, value=float(value))
+    if not any(crop):
         return x
-    return Pad.apply(x, pads=pads, mode=mode, value=float(value))
+    index = [slice(None)] * x.ndim
+    for i in range(len(crop) // 2):
+        axis, size = x.ndim - 1 - i, x.shape[x.ndim - 1 - i]
+        lo, hi = crop[2 * i], crop[2 * i + 1]
+        if lo + hi > size:
+            raise ValueError(
+                f"pad: negative padding (-{lo}, -{hi}) on dim {axis} crops {lo + hi} elements "
+                f"of {size}"
+            )
+        index[axis] = slice(lo, size - hi)
+    return x[tuple(index)]
 
 
 class GetItem(Function):

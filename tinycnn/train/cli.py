@@ -249,10 +249,15 @@ def _use_run_settings(args) -> dict:
     """evaluate, predict and maps: the run whose weights they use (``--weights`` in a run
     directory, or the latest run) gives the input shape, the classes and the data its model was
     trained with, where the command line does not give them.  Returns the run's settings."""
-    from ..cli import _build_view
+    from ..cli import CLIError, _build_view
 
-    if args.weights and (Path(args.weights) / "weights.npz").is_file():
-        args.weights = str(Path(args.weights) / "weights.npz")  # a run's directory
+    if args.weights and Path(args.weights).is_dir():  # a run's directory: its weights.npz
+        if not (Path(args.weights) / "weights.npz").is_file():
+            raise CLIError(
+                f"--weights {args.weights}: a directory without weights.npz; give a finished "
+                "run's directory or a weights file"
+            )
+        args.weights = str(Path(args.weights) / "weights.npz")
     if args.weights:
         run = Path(args.weights).parent / "run.json"
     else:
@@ -741,13 +746,6 @@ def _weights(args, model, required: bool = False) -> str:
                 f"no weights to use: no run of {model.name} in runs/ has weights.npz. Train "
                 f"first (`tinycnn train {args.model}`, which writes it), or pass --weights FILE"
             )
-    elif Path(weights).is_dir():
-        if not (Path(weights) / "weights.npz").is_file():
-            raise CLIError(
-                f"--weights {weights}: a directory without weights.npz; give a finished run's "
-                "directory or a weights file"
-            )
-        weights = str(Path(weights) / "weights.npz")
     elif not Path(weights).is_file():
         raise CLIError(f"--weights {weights}: no such file")
     if weights:

@@ -90,3 +90,13 @@ def output_size(
             f"larger than the padded input: use a smaller kernel or stride, or more padding"
         )
     return int(out)
+
+
+def not_differentiable(op: str, name: str, t: Tensor | None, why: str = "") -> None:
+    """PyTorch's rule: an argument the op has no gradient for must not require one (it would
+    silently get no ``.grad``).  ``why``: the reason, when it is not just the op's math."""
+    from ..autograd import is_grad_enabled
+
+    if t is not None and t.requires_grad and is_grad_enabled():
+        reason = why or f"{op} is not differentiable with respect to {name}"
+        raise ValueError(f"{op}: {name} requires grad, but {reason}; pass {name}.detach()")

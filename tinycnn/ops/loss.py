@@ -11,10 +11,10 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function
 from ..device import get_backend, get_kernels
 from ..tensor import Tensor
-from ._validate import number, tensor_arg
+from ._validate import not_differentiable, number, tensor_arg
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -176,16 +176,6 @@ def _float_tensor(op: str, name: str, t) -> Tensor:
     return t
 
 
-def _not_differentiable(op: str, name: str, t: Tensor) -> None:
-    """PyTorch's rule: an argument the op has no gradient for must not require one (it would
-    silently get no ``.grad``)."""
-    if t.requires_grad and is_grad_enabled():
-        raise ValueError(
-            f"{op}: {name} requires grad, but {op} is not differentiable with respect to "
-            f"{name}; pass {name}.detach()"
-        )
-
-
 def _class_args(op: str, x, target, weight, ignore_index, reduction, allow_prob: bool):
     """Validate (input, target, weight, ...) of a class-index loss; returns (target, weight)."""
     _float_tensor(op, "input", x)
@@ -232,7 +222,7 @@ def _class_args(op: str, x, target, weight, ignore_index, reduction, allow_prob:
             raise TypeError(f"{op}: weight dtype {weight.dtype} differs from input {x.dtype}")
         if weight.device != x.device:
             raise ValueError(f"{op}: weight is on {weight.device}, input on {x.device}")
-        _not_differentiable(op, "weight", weight)
+        not_differentiable(op, "weight", weight)
         weight = weight.data
     return target, weight
 
@@ -429,6 +419,6 @@ def binary_cross_entropy(
             )
         if weight.dtype != input.dtype:
             raise TypeError(f"{op}: weight dtype {weight.dtype} differs from input {input.dtype}")
-        _not_differentiable(op, "weight", weight)
+        not_differentiable(op, "weight", weight)
         w = weight.data
     return BinaryCrossEntropy.apply(input, target, weight=w, reduction=reduction)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numbers
 
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function
 from ..device import get_backend, get_kernels
 from ..tensor import Tensor
-from ._validate import number, tensor_arg
+from ._validate import not_differentiable, number, tensor_arg
 
 
 def _as_ncs(B, x):
@@ -135,11 +135,8 @@ def batch_norm(
     running_mean = _channel_vector(op, "running_mean", running_mean, x)
     running_var = _channel_vector(op, "running_var", running_var, x)
     for name, t in (("running_mean", running_mean), ("running_var", running_var)):
-        if t is not None and t.requires_grad and is_grad_enabled():
-            raise ValueError(
-                f"{op}: {name} requires grad, but the running statistics are not on the tape "
-                f"(they are updated in place); pass {name}.detach()"
-            )
+        why = "the running statistics are not on the tape (they are updated in place)"
+        not_differentiable(op, name, t, why)
     weight = _channel_vector(op, "weight", weight, x)
     bias = _channel_vector(op, "bias", bias, x)
     if (running_mean is None) != (running_var is None):

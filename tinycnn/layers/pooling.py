@@ -74,8 +74,9 @@ class _Pool2D(Layer):
             return (input_shape[0], h2, w2, input_shape[3])
         return (input_shape[0], input_shape[1], h2, w2)
 
-    def _pads(self, x: Tensor):
-        _, pads = sliding_shape(
+    def _window(self, x: Tensor):
+        """``((H2, W2), ((top, bottom), (left, right)))`` of an NCHW input."""
+        return sliding_shape(
             self.where,
             x.shape,
             self.pool_size,
@@ -84,18 +85,13 @@ class _Pool2D(Layer):
             ceil_mode=self.ceil_mode,
             what="pool",
         )
-        return pads
 
-    def _crop(self, y: Tensor, x: Tensor) -> Tensor:
-        """With ``ceil_mode``, a pool over an input padded beforehand counts the last window
-        from the padded edge; keep the windows that start inside the input or the left
-        padding, as the shape rule (and PyTorch) does."""
-        if not self.ceil_mode:
-            return y
-        (h2, w2), _ = sliding_shape(
-            self.where, x.shape, self.pool_size, self.strides, self.padding, ceil_mode=True
-        )
-        return y if y.shape[2:] == (h2, w2) else y[:, :, :h2, :w2]
+    @staticmethod
+    def _crop(y: Tensor, hw) -> Tensor:
+        """``y`` cut to ``hw``: with ``ceil_mode``, a pool over an input padded beforehand counts
+        the last window from the padded edge; keep the windows that start inside the input or
+        the left padding, as the shape rule (and PyTorch) does."""
+        return y if y.shape[2:] == tuple(hw) else y[:, :, : hw[0], : hw[1]]
 
     def call(self, x, training: bool = False):
         if self.channels_last:
@@ -118,11 +114,11 @@ class MaxPool2D(_Pool2D):
     """
 
     def _pool(self, x: Tensor) -> Tensor:
-        (t, b), (l, r) = self._pads(x)
+        hw, ((t, b), (l, r)) = self._window(x)
         if t != b or l != r:
             y = F.pad(x, (l, r, t, b), value=-np.inf)
             y = F.max_pool2d(y, self.pool_size, self.strides, ceil_mode=self.ceil_mode)
-            return self._crop(y, x)
+            return self._crop(y, hw)
         return F.max_pool2d(x, self.pool_size, self.strides, (t, l), ceil_mode=self.ceil_mode)
 
 
@@ -155,7 +151,7 @@ class AveragePooling2D(_Pool2D):
         self._scales: dict = {}
 
     def _pool(self, x: Tensor) -> Tensor:
-        (t, b), (l, r) = self._pads(x)
+        hw, ((t, b), (l, r)) = self._window(x)
         if t == b and l == r:
             return F.avg_pool2d(
                 x,
@@ -168,7 +164,7 @@ class AveragePooling2D(_Pool2D):
         y = F.avg_pool2d(
             F.pad(x, (l, r, t, b)), self.pool_size, self.strides, ceil_mode=self.ceil_mode
         )
-        y = self._crop(y, x)
+        y = self._crop(y, hw)
         if self.count_include_pad:
             return y
         return y * self._divisor_fix(x, y, (t, b), (l, r))

@@ -116,6 +116,8 @@ class Model(Layer):
                 )
             names[lyr.name] = lyr
             self.layers.append(lyr)
+        # the local name, not the property: a Sequential of only its input has a graph, but
+        # its ``graph`` property refuses to show one
         self.graph = graph = self._make_graph()
         if not nx.is_directed_acyclic_graph(graph):  # pragma: no cover - by construction
             raise ValueError(f'Model "{self.name}": the graph has a cycle')

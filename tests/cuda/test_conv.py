@@ -121,3 +121,66 @@ def test_im2col_of_an_empty_input_height():
     arrays = [rand(RNG, 2, 2, 0, 3), rand(RNG, 3, 2, 1, 1), rand(RNG, 3)]
     out = same_on_both(_im2col_conv, arrays, **TOL)
     assert out.shape == (2, 3, 2, 5)
+
+
+def _both(fn, x, w, g):
+    """``fn(x, w)`` and its gradients on "cpu" and "cuda" under the upstream gradient ``g``."""
+    import tinycnn as tc
+
+    runs = []
+    for device in ("cpu", "cuda"):
+        xt = tc.tensor(x, requires_grad=True, device=device)
+        wt = tc.tensor(w, requires_grad=True, device=device)
+        out = fn(xt, wt)
+        out.backward(tc.tensor(g, device=device))
+        runs.append([out.numpy(), xt.grad.numpy(), wt.grad.numpy()])
+    for what, c, d in zip(("output", "input grad", "weight grad"), *runs):
+        np.testing.assert_array_equal(np.isnan(d), np.isnan(c), err_msg=what)
+        np.testing.assert_allclose(d, c, atol=1e-10, rtol=1e-9, err_msg=what)
+    return runs[0]
+
+
+NON_FINITE = [  # algorithm, groups, stride, dilation, weight shape
+    ("direct", 1, (1, 1), (1, 1), (3, 2, 3, 3)),
+    ("direct", 2, (2, 1), (1, 2), (4, 1, 3, 3)),  # depthwise, multiplier 2
+    ("direct", 2, (1, 2), (2, 1), (4, 1, 3, 2)),
+    ("im2col", 1, (1, 1), (1, 1), (3, 2, 3, 3)),
+]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the simulator's inf * 0
+@pytest.mark.parametrize("algorithm,groups,stride,dilation,ws", NON_FINITE)
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_weight_or_gradient_meets_the_padding_as_on_the_cpu(
+    algorithm, groups, stride, dilation, ws, bad
+):
+    """The padding is ``0 * w``: a NaN or Inf in the weight's corner tap makes every output
+    whose corner tap reads padding NaN, on both devices (16 of 16 at 4x4, stride 1); an Inf
+    upstream gradient does the same to the weight gradient's taps that read padding."""
+
+    def fn(x, w):
+        return Conv2d.apply(
+            x,
+            w,
+            None,
+            stride=stride,
+            padding=(1, 1, 1, 1),
+            dilation=dilation,
+            groups=groups,
+            algorithm=algorithm,
+        )
+
+    x = rand(RNG, 2, 2, 4, 4)
+    w = rand(RNG, *ws)
+    w[0, 0, 0, 0] = bad
+    n = (4 + 2 - dilation[0] * (ws[2] - 1) - 1) // stride[0] + 1
+    m = (4 + 2 - dilation[1] * (ws[3] - 1) - 1) // stride[1] + 1
+    out, _, _ = _both(fn, x, w, rand(RNG, 2, ws[0], n, m))
+    # the corner tap of the first output channel reads padding at the top and left border
+    assert np.isnan(out[:, 0, 0, :]).all() and np.isnan(out[:, 0, :, 0]).all()
+
+    g = rand(RNG, 2, ws[0], n, m)
+    g[0, 0, 0, 0] = bad
+    _, _, dw = _both(fn, x, rand(RNG, *ws), g)
+    # output (0, 0) reads padding through its corner tap: that tap's gradient is 0 * bad
+    assert np.isnan(dw[0, 0, 0, 0])

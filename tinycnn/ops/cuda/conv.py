@@ -9,6 +9,10 @@ three algorithms of ``tinycnn/ops/conv.py`` (1x1 GEMM, direct, im2col + GEMM) ru
   one thread per output (forward) or per input-gradient pixel (backward, a gather); depthwise
   convolutions (one input channel per group) get dedicated kernels without the channel loop.
   The weight gradient uses one block per weight element with a shared-memory tree reduction.
+  A padded tap still adds the padding's ``0 * w`` (forward) or ``0 * g`` (weight gradient), as
+  the CPU's kernels and im2col's zero column entries do: nothing for a finite value, NaN for an
+  Inf or NaN, so a non-finite weight or gradient spreads over the padded border on both devices.
+  ``v - v`` is that product in v's own type (a float64 ``v * 0.0`` would widen float32 sums).
 """
 
 from __future__ import annotations
@@ -178,12 +182,14 @@ def _direct_forward(x, w, bias, out, C, H, W, cout, cg, kh, kw, OH, OW, sh, sw, 
             wb = (o * cg + c) * kh
             for i in range(kh):
                 iy = y * sh - ph + i * dh
-                if iy < 0 or iy >= H:
-                    continue
+                row = 0 <= iy < H
                 for j in range(kw):
                     ix = z * sw - pw + j * dw
-                    if 0 <= ix < W:
-                        acc += w[(wb + i) * kw + j] * x[(xb + iy) * W + ix]
+                    wv = w[(wb + i) * kw + j]
+                    if row and 0 <= ix < W:
+                        acc += wv * x[(xb + iy) * W + ix]
+                    else:
+                        acc += wv - wv  # the padding's 0 * w (module docstring)
         out[t] = acc
 
 
@@ -202,11 +208,14 @@ def _depthwise_forward(
         acc = bias[o]
         for i in range(kh):
             iy = y * sh - ph + i * dh
-            if 0 <= iy < H:
-                for j in range(kw):
-                    ix = z * sw - pw + j * dw
-                    if 0 <= ix < W:
-                        acc += w[(o * kh + i) * kw + j] * x[(xb + iy) * W + ix]
+            row = 0 <= iy < H
+            for j in range(kw):
+                ix = z * sw - pw + j * dw
+                wv = w[(o * kh + i) * kw + j]
+                if row and 0 <= ix < W:
+                    acc += wv * x[(xb + iy) * W + ix]
+                else:
+                    acc += wv - wv  # the padding's 0 * w (module docstring)
         out[t] = acc
 
 
@@ -264,8 +273,11 @@ def _direct_backward_weight(
             z = yz - y * OW
             iy = y * sh - ph + i * dh
             ix = z * sw - pw + j * dw
+            gv = g[(n * cout + o) * ohw + yz]
             if 0 <= iy < H and 0 <= ix < W:
-                s += g[(n * cout + o) * ohw + yz] * x[((n * C + ci) * H + iy) * W + ix]
+                s += gv * x[((n * C + ci) * H + iy) * W + ix]
+            else:
+                s += gv - gv  # the padding's 0 * g (module docstring)
         s = _block_sum(buf, tid, s)
         if tid == 0:
             dw_out[e] = s

@@ -206,3 +206,36 @@ def test_branches_that_see_offset_regions_add_up():
     (r0, r1), (c0, c1) = _footprint(model, np.ones((1, 1, 20, 20)), 4, 4)
     assert field.size == (r1 - r0 + 1, c1 - c0 + 1) == (7, 7) and field.jump == (2, 2)
     assert "the union of its inputs' fields, which are offset (-2..2, 0..4): r = 7" in field.formula
+
+
+def test_dense_on_a_map_reads_its_last_axis_only():
+    """On an (H, W, C) map a Dense is a 1x1 window (the gradient's footprint agrees); on a
+    (C, H, W) map it mixes whole rows, so there is no one field per pixel from there on."""
+    clear_session()
+    cl = {"data_format": "channels_last", "kernel_initializer": "ones"}
+    inp = tc.Input((12, 12, 2), dtype="float64")
+    x = L.Dense(3, kernel_initializer="ones", name="mix")(L.Conv2D(3, 3, **cl)(inp))
+    model = tc.Model(inp, L.Conv2D(2, 3, **cl)(x))
+    fields = receptive_fields(model)
+    assert _last_spatial(model).size == (5, 5)
+    tx = tc.tensor(np.ones((1, 12, 12, 2)), requires_grad=True)
+    out = model(tx)
+    mask = np.zeros(out.shape)
+    mask[0, 4, 6, :] = 1.0
+    (out * tc.tensor(mask)).sum().backward()
+    reach = np.abs(tx.grad.numpy()[0]).sum(axis=-1) > 0
+    rows, cols = np.flatnonzero(reach.any(axis=1)), np.flatnonzero(reach.any(axis=0))
+    assert (rows[0], rows[-1], cols[0], cols[-1]) == (4, 8, 6, 10)
+    dense = next(n for n in model.graph if model.graph.nodes[n]["layer"].name == "mix")
+    assert fields[dense].size == (3, 3) and "1×1 window" in fields[dense].formula
+
+    clear_session()
+    inp = tc.Input((2, 12, 12))
+    x = L.Dense(3, name="rows")(L.Conv2D(3, 3)(inp))
+    model = tc.Model(inp, L.Conv2D(2, 3)(x))
+    lines = model.explain(return_string=True, receptive_field=True).splitlines()
+    by_name = {ln.split()[0]: ln for ln in lines[1:-2]}
+    assert by_name["rows"].endswith(
+        "| RF: unknown: Dense mixes the last axis (W) of a C×H×W map: each output sees whole rows"
+    )
+    assert lines[-1].startswith("Receptive field: unknown from rows on")

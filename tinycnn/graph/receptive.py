@@ -11,7 +11,9 @@ input pixels each.  Pointwise layers (activations, batch norm, dropout, padding)
 neither.  A merge (``Add``, ``Concatenate``) sees the union of its inputs' fields: each field
 also keeps where it starts (``start' = start − p·j`` for a top/left padding ``p``), so two
 branches that look at offset regions (a padded 2×2 conv beside a "same" one) add up.  After
-``Flatten``, ``Dense``, ``Reshape`` or global pooling every output sees the whole input.  Past
+``Flatten``, ``Dense``, ``Reshape`` or global pooling every output sees the whole input; but a
+``Dense`` on an (H, W, C) map mixes each pixel's channels (a 1×1 window), and one on a (C, H, W)
+map its rows only (no longer one field per pixel: unknown from there).  Past
 a layer of another kind that resizes images (a user's own layer) the field is unknown, and
 said so, rather than guessed.
 A field may be larger than the input: the part outside it is padding.
@@ -146,6 +148,20 @@ def _through_model(field: Field, inner: Field) -> Field:
     return Field(size, jump, f"its own field R×R, jump J: {formula}", start=start)
 
 
+def _image_input(d: dict) -> bool:
+    return len((d["input_shapes"] or [()])[0]) == 4
+
+
+def _dense_on_images(field: Field, channels_last: bool) -> Field:
+    """``Dense`` reads the last axis only: an (H, W, C) map's channels, pixel by pixel, or a
+    (C, H, W) map's rows."""
+    if channels_last:
+        formula = "Dense mixes each pixel's channels: r and j unchanged (a 1×1 window)"
+        return Field(field.size, field.jump, formula, start=field.start)
+    formula = "Dense mixes the last axis (W) of a C×H×W map: each output sees whole rows"
+    return Field(None, None, formula, known=False)
+
+
 def _resizes(d: dict) -> bool:
     """Whether a layer of no known kind changes the height or width of its input."""
     ins, outs = d["input_shapes"], d["output_shapes"]
@@ -160,6 +176,8 @@ def _resizes(d: dict) -> bool:
 def receptive_fields(model) -> dict[int, Field]:
     """The :class:`Field` of every node of ``model.graph`` (graph node -> field), measured
     from the model's inputs."""
+    from .explain import layouts
+
     g = model.graph
     fields: dict[int, Field] = {}
     for n in g:
@@ -174,6 +192,8 @@ def receptive_fields(model) -> dict[int, Field]:
         elif kind == "ZeroPadding2D" and here.size is not None:
             pads = _top_left(layer, None)
             here = Field(here.size, here.jump, start=_shifted(here, pads))
+        elif kind == "Dense" and here.size is not None and _image_input(g.nodes[n]):
+            here = _dense_on_images(here, layouts(model)[next(iter(g.predecessors(n)))])
         elif kind in _GLOBAL:
             here = _WHOLE if here.size is None and here.known else _BECOMES_WHOLE
         elif layer.family == "model":

@@ -525,3 +525,67 @@ def test_runs_lists_every_run_whatever_its_checkpoint_holds(tmp_path, monkeypatc
     assert rows[0] == ["runs/m", "m", "2/4", "loss", "0.2500", "stopped"]
     assert rows[1] == ["runs/m-2", "m", "?/4", "checkpoint", "unreadable"]
     assert rows[2] == ["runs/m-3", "m", "?/4", "checkpoint", "unreadable"]
+
+
+def test_a_run_being_trained_is_locked_against_a_second_train(tmp_path, monkeypatch, capsys):
+    """While a process trains a run, ``--resume`` of that run is refused naming the process,
+    ``--resume`` alone passes it over and ``tinycnn runs`` says it is training; once that
+    process is gone (killed: the OS drops its lock), the run resumes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tinycnn.train import runlock
+
+    monkeypatch.chdir(tmp_path)
+    model = "tests.test_train_cli:mlp"
+    argv = ["train", model, "--epochs", "2", "--limit", "200", "--quiet", "--augment", "0"]
+    run = tmp_path / "runs" / "mnist_mlp"
+    seen = []
+    step = tc.optim.Optimizer.step
+
+    def watched(self):  # this process holds the lock while it trains
+        seen.append(runlock.busy(run))
+        step(self)
+
+    monkeypatch.setattr(tc.optim.Optimizer, "step", watched)
+    assert main(argv) == 0
+    monkeypatch.setattr(tc.optim.Optimizer, "step", step)
+    assert seen and all(e is not None and e.pid == os.getpid() for e in seen)
+    assert runlock.busy(run) is None  # released when the command ended
+    (run / "weights.npz").unlink()  # as if stopped after its last epoch
+    capsys.readouterr()
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from tinycnn.train.runlock import holding\n"
+         "with holding(sys.argv[1]):\n    print('held', flush=True); sys.stdin.read()",
+         str(run)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(tc.__file__).parents[1])},
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(SystemExit):
+            main(["train", model, "--resume", "runs/mnist_mlp"])
+        assert (
+            f"--resume runs/mnist_mlp: runs/mnist_mlp is being trained by process {holder.pid} "
+            "now; two runs at once would write over each other's epochs"
+        ) in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            main(["train", model, "--resume"])
+        assert (
+            "no unfinished run of mnist_mlp in runs/ (one with a checkpoint.npz and no "
+            f"weights.npz yet); runs/mnist_mlp is being trained by process {holder.pid} now "
+            "(not stopped)"
+        ) in capsys.readouterr().err
+        assert main(["runs"]) == 0
+        out = capsys.readouterr().out
+        assert out.splitlines()[2].endswith(f"training (pid {holder.pid})")
+        assert "--resume" not in out
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["train", model, "--resume", "--quiet"]) == 0
+    assert (run / "weights.npz").is_file()

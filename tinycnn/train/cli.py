@@ -15,6 +15,7 @@ out for validation; README.md ("Training") says what it reaches.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -364,10 +365,12 @@ def _check_setting(path: Path, key: str, value, choices) -> None:
         raise CLIError(f"{path}: {key} is {value!r}, not {rule}; repair or delete it")
 
 
-def _resume_run(args: argparse.Namespace) -> Path:
-    """The run directory to continue; ``args`` takes the run's settings (a different value
-    given on the command line is an error: a resumed run is the run it continues)."""
+def _resume_run(args: argparse.Namespace, held: contextlib.ExitStack) -> Path:
+    """The run directory to continue, locked in ``held`` for as long as this command trains;
+    ``args`` takes the run's settings (a different value given on the command line is an
+    error: a resumed run is the run it continues)."""
     from ..cli import CLIError, _build_view
+    from . import runlock
 
     if args.out:
         raise CLIError("--resume continues in the run's own directory; --out cannot be given")
@@ -380,10 +383,13 @@ def _resume_run(args: argparse.Namespace) -> Path:
             for _, path in _runs(name, Path("runs"))
             if (path / CHECKPOINT).is_file() and not (path / "weights.npz").is_file()
         ]
+        training = [e for e in map(runlock.busy, runs) if e is not None]
+        runs = [path for path in runs if path not in {e.run for e in training}]
         if not runs:
+            now = "".join(f"; {e} (not stopped)" for e in training)
             raise CLIError(
                 f"--resume: no unfinished run of {name} in runs/ (one with a {CHECKPOINT} and "
-                "no weights.npz yet); name the run to continue: --resume DIR"
+                f"no weights.npz yet){now}; name the run to continue: --resume DIR"
             )
         out = runs[-1]
     lacking = [name for name in ("run.json", CHECKPOINT) if not (out / name).is_file()]
@@ -392,6 +398,7 @@ def _resume_run(args: argparse.Namespace) -> Path:
             f"--resume {out}: not a tinycnn train run to continue (it has no "
             f"{' and no '.join(lacking)})"
         )
+    _lock(held, out, "--resume")
     saved = _read_run(out / "run.json")
     if saved["model"] != args.model:
         raise CLIError(f"--resume {out}: that run trained {saved['model']}, not {args.model}")
@@ -461,6 +468,22 @@ def _start_run(out: Path, name: str, chosen: bool, settings: dict) -> Path:
                 ) from None
 
 
+def _lock(held: contextlib.ExitStack, out: Path, what: str) -> None:
+    """Lock the run ``out`` until ``held`` closes: one ``tinycnn train`` at a time trains it."""
+    from ..cli import CLIError
+    from .runlock import RunBusy, holding
+
+    try:
+        held.enter_context(holding(out))
+    except RunBusy as e:
+        raise CLIError(
+            f"{what} {out}: {e}; two runs at once would write over each other's epochs. "
+            "Wait for it to end, or stop it (Ctrl-C keeps its finished epochs)"
+        ) from None
+    except OSError as e:
+        raise CLIError(f"{what} {out}: cannot lock the run ({e.strerror or e})") from None
+
+
 def _saved_note(args, out: Path, done: int) -> str:
     """What is saved of a run stopped after ``done`` epochs, and how to continue it."""
     if done == 0:
@@ -473,6 +496,11 @@ def _saved_note(args, out: Path, done: int) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as held:  # the run's lock, held until the command ends
+        return _train(args, held)
+
+
+def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     from .. import io, optim
     from .. import random as tc_random
     from ..cli import CLIError
@@ -483,7 +511,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.epochs < 1:
         raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
     resume = args.resume is not None
-    out = _resume_run(args) if resume else None
+    out = _resume_run(args, held) if resume else None
     if args.data is not None:  # run.json keeps where the images are, wherever it is read
         args.data = str(Path(args.data).resolve())
     tc_random.manual_seed(args.seed)  # the initial weights too: --seed repeats the whole run
@@ -525,6 +553,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if dataset != "folder":
             settings["dataset"] = dataset  # resolved: what --dataset auto picked
         out = _start_run(out, model.name, bool(args.out), settings)
+        _lock(held, out, "--out" if args.out else "run")
         if not args.out and out.name != model.name:
             print(f"(earlier runs of {model.name} are kept: this one writes to {out})")
     cbs = [CSVLogger(out / "log.csv", append=resume)]
@@ -879,6 +908,7 @@ def _run_row(path: Path) -> tuple[list[str], str | None]:
     """One line of ``tinycnn runs``, and the resume command of a stopped run."""
     from .. import io
     from ..cli import CLIError
+    from . import runlock
 
     try:
         settings = _read_run(path / "run.json")
@@ -905,8 +935,11 @@ def _run_row(path: Path) -> tuple[list[str], str | None]:
     )
     last = f"{metric} {history[metric][-1]:.4f}" if metric else ""
     data = _dataset_name(settings.get("data"), settings.get("dataset", ""))
+    training = runlock.busy(path)
     if (path / "weights.npz").is_file():
         state, resume = "finished", None
+    elif training is not None:
+        state, resume = f"training ({f'pid {training.pid}' if training.pid else 'now'})", None
     elif done:
         state = "stopped"
         resume = f"tinycnn train {settings['model']} --resume {path}"

@@ -150,6 +150,21 @@ def test_symbolic_arithmetic_builds_layers():
     np.testing.assert_allclose(m(x).numpy(), 0.5 * (c + x), rtol=1e-5, atol=1e-6)
 
 
+def test_a_layer_shared_by_two_models_is_numbered_by_its_calls_in_each():
+    """The second model calls ``shared`` once: there it is "shared" with its weights counted,
+    not "shared[1]" after the first model's call; the first model's lines do not change."""
+    shared = L.Dense(3, name="shared")
+    a, b = tc.Input((3,), name="in_a"), tc.Input((3,), name="in_b")
+    m1 = tc.Model(a, shared(a))
+    m2 = tc.Model(b, L.Dense(2, name="head")(shared(shared(b))))
+    names = [[d["name"] for _, d in m.graph.nodes(data=True)] for m in (m1, m2)]
+    assert names == [["in_a", "shared"], ["in_b", "shared", "shared[1]", "head"]]
+    assert [d["params"] for _, d in m2.graph.nodes(data=True)] == [0, 12, 0, 8]
+    lines = m2.summary(return_string=True).splitlines()
+    assert lines[5].split() == ["shared", "(Dense)", "(None,", "3)", "12", "9"]
+    assert lines[6].split()[:5] == ["shared[1]", "(Dense)", "(None,", "3)", "shared"]
+
+
 def test_shared_layer_shares_weights_and_accumulates_gradient():
     a, b = tc.Input((5,), name="a"), tc.Input((5,), name="b")
     shared = L.Dense(3, name="shared")

@@ -127,11 +127,11 @@ class Model(Layer):
 
     def _make_graph(self) -> nx.DiGraph:
         g = nx.DiGraph(name=self.name)
-        first_use: set[int] = set()
+        calls: dict[int, int] = {}  # the layer's calls in this model so far
         for i, node in enumerate(self._order):
             lyr = node.layer
-            shared_call = id(lyr) in first_use
-            first_use.add(id(lyr))
+            k = calls[id(lyr)] = calls.get(id(lyr), -1) + 1
+            shared_call = k > 0
             in_shapes, out_shapes = node.input_shapes, node.output_shapes
             in_arg = in_shapes if lyr.multi_input else (in_shapes[0] if in_shapes else None)
             out_arg = out_shapes if isinstance(node.outputs, list) else out_shapes[0]
@@ -139,7 +139,9 @@ class Model(Layer):
                 i,
                 node=node,
                 layer=lyr,
-                name=lyr.name if node.call_index == 0 else f"{lyr.name}[{node.call_index}]",
+                # numbered by its calls in this model: a layer that another model called
+                # first is plain "name" here
+                name=lyr.name if k == 0 else f"{lyr.name}[{k}]",
                 type=type(lyr).__name__,
                 family=lyr.family,
                 input_shapes=in_shapes,

@@ -553,7 +553,8 @@ def test_a_run_being_trained_is_locked_against_a_second_train(tmp_path, monkeypa
     assert main(argv) == 0
     monkeypatch.setattr(tc.optim.Optimizer, "step", step)
     assert seen and all(e is not None and e.pid == os.getpid() for e in seen)
-    assert runlock.busy(run) is None  # released when the command ended
+    assert runlock.busy(run) is None  # released when the command ended ...
+    assert not (run / "train.lock").exists()  # ... and its file deleted
     (run / "weights.npz").unlink()  # as if stopped after its last epoch
     capsys.readouterr()
 
@@ -587,5 +588,41 @@ def test_a_run_being_trained_is_locked_against_a_second_train(tmp_path, monkeypa
     finally:
         holder.kill()
         holder.wait()
+    assert (run / "train.lock").is_file()  # a process killed outright leaves its file ...
+    assert runlock.busy(run) is None  # ... unlocked
     assert main(["train", model, "--resume", "--quiet"]) == 0
-    assert (run / "weights.npz").is_file()
+    assert (run / "weights.npz").is_file() and not (run / "train.lock").exists()
+
+
+def test_the_run_lock_admits_one_holder_at_a_time_under_contention(tmp_path):
+    """Four processes take and drop the lock of one run as fast as they can; whoever holds it
+    creates a marker file exclusively, so two holders at once (a lock taken on a lock file
+    already unlinked) would fail.  Every process gets the lock some of the time."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import os, sys\n"
+        "from tinycnn.train.runlock import RunBusy, holding\n"
+        "run, got = sys.argv[1], 0\n"
+        "for _ in range(1000):\n"
+        "    try:\n"
+        "        with holding(run):\n"
+        "            fd = os.open(os.path.join(run, 'marker'), os.O_CREAT | os.O_EXCL)\n"
+        "            os.close(fd); os.unlink(os.path.join(run, 'marker')); got += 1\n"
+        "    except RunBusy:\n"
+        "        pass\n"
+        "print(got)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(tc.__file__).parents[1])}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(4)
+    ]  # fmt: skip
+    results = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+    assert all(int(out) > 0 for out, _ in results)
+    assert not (tmp_path / "train.lock").exists()

@@ -75,3 +75,11 @@ def test_small_nets_winograd_ab_keeps_the_choice_off_winograd_for_its_runs(capsy
     assert row[0] == "cifar_bn" and float(row[-1]) > 0 and len(row) == 9
     assert "winograd" in chosen and chosen.count("im2col") > 0
     assert conv.WINOGRAD_WASTE == 10.0  # restored
+
+
+def test_vector_width_benchmark_prints_a_row_per_case(capsys):
+    from benchmarks import vector_width
+
+    assert vector_width.main(["--cases", "relu", "--rounds", "1", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "no AVX-512" in out or out.splitlines()[-1].split()[0] == "relu"

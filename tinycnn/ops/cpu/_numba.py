@@ -16,6 +16,15 @@ zero divisor so that it can raise ``ZeroDivisionError``; that branch stops LLVM 
 the loop (a vectorisable tanh measured 6.7x slower with it).  Kernels follow NumPy and PyTorch
 instead (``x / 0`` is inf or NaN); the ops validate their arguments before any kernel runs.
 
+Vector width: on CPUs with AVX-512, LLVM vectorises for 256-bit registers unless told
+otherwise (its ``prefer-256-bit`` tuning, from the time when 512-bit instructions slowed the
+clock).  The direct convolutions are bound by their multiply-adds, and NumPy's OpenBLAS already
+runs 512-bit GEMMs on those CPUs, so the host features are passed on with ``-prefer-256-bit``
+(the README: direct convolutions 5-14 % faster, the rest level).  Not when the user set
+``NUMBA_CPU_FEATURES`` or ``NUMBA_CPU_NAME``, or ``TINYCNN_AVX512=0``.  This is a setting of
+Numba's CPU target, so it applies to every function Numba compiles in the process after the
+first tinycnn kernel module loads.
+
 Cache: kernels are cached on disk (``cache=True``), but Numba keys a cached kernel only on its
 own bytecode and its own file's time stamp.  The compiler settings below and the helpers of
 ``_vmath.py`` inlined into kernels live in other files, so their hash is added to the key: a
@@ -33,6 +42,22 @@ from numba.core.caching import FunctionCache
 
 if "NUMBA_THREADING_LAYER" not in os.environ and "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
+
+
+def _wide_vectors() -> None:
+    """Let LLVM use 512-bit vectors where the CPU has AVX-512 (see the module docstring)."""
+    if numba.config.CPU_FEATURES is not None or numba.config.CPU_NAME is not None:
+        return  # the user chose the target
+    if os.environ.get("TINYCNN_AVX512", "1") == "0":
+        return
+    from numba.core.codegen import get_host_cpu_features
+
+    features = get_host_cpu_features()
+    if "+avx512f" in features.split(","):
+        numba.config.CPU_FEATURES = features + ",-prefer-256-bit"
+
+
+_wide_vectors()
 
 # fastmath flags for every kernel: reassociation and contraction (vectorised reductions, FMA)
 # but never 'nnan'/'ninf', so NaN and Inf propagate as the user expects.

@@ -575,3 +575,26 @@ def test_input_gradient_of_weights_that_are_not_finite(algorithm, padding):
                     dxp[:, :, yy + i, zz + j] += g[:, :, yy, zz] @ w[:, :, i, j]
     expected = dxp[:, :, padding : padding + h, padding : padding + wd]
     _same_with_non_finite(xt.grad.numpy(), expected)
+
+
+@pytest.mark.parametrize("og", [1, 2, 3, 4, 5, 6, 7, 9])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_direct_weight_gradient_of_every_channel_count(og, groups):
+    """The direct stride-1 weight gradient takes output channels four at a time, then two,
+    then one: every remainder, with groups, padding and dilation, equals the weight gradient
+    of the loop reference (``dL/dw[o, c, i, j] = sum g[n, o] * xpad[n, c, shifted]``)."""
+    rng = np.random.default_rng(og * 10 + groups)
+    cg, cout = 3, og * groups
+    x = rng.standard_normal((3, cg * groups, 7, 6))
+    g = rng.standard_normal((3, cout, 7, 4))  # 3x3, padding (1, 1, 0, 0), dilation (1, 1)
+    dw = np.empty((cout, cg, 3, 3))
+    cpu_conv.conv2d_backward_weight(x, g, 1, 1, 1, 0, 1, 1, groups, dw)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 0)))
+    want = np.zeros_like(dw)
+    for o in range(cout):
+        c0 = (o // og) * cg
+        for i in range(3):
+            for j in range(3):
+                patch = xp[:, c0 : c0 + cg, i : i + 7, j : j + 4]
+                want[o, :, i, j] = np.einsum("nchw,nhw->c", patch, g[:, o])
+    np.testing.assert_allclose(dw, want, rtol=1e-12, atol=1e-12)

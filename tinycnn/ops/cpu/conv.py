@@ -154,6 +154,15 @@ def _taps_dot(res, zero, g, src, offs, count):
 
 
 @njit
+def _add4(res, k, p0, p1, p2, p3):
+    """``res[k : k+4] += (p0, p1, p2, p3)``: four sums kept in registers, stored."""
+    res[k] += p0
+    res[k + 1] += p1
+    res[k + 2] += p2
+    res[k + 3] += p3
+
+
+@njit
 def _taps_dot2(res0, res1, zero, g0, g1, src, offs, count):
     """:func:`_taps_dot` for two gradients over the same runs (eight sums in registers)."""
     nt = res0.shape[0]
@@ -173,14 +182,8 @@ def _taps_dot2(res0, res1, zero, g0, g1, src, offs, count):
             q1 += v * x1
             q2 += v * x2
             q3 += v * x3
-        res0[k] += r0
-        res0[k + 1] += r1
-        res0[k + 2] += r2
-        res0[k + 3] += r3
-        res1[k] += q0
-        res1[k + 1] += q1
-        res1[k + 2] += q2
-        res1[k + 3] += q3
+        _add4(res0, k, r0, r1, r2, r3)
+        _add4(res1, k, q0, q1, q2, q3)
         k += 4
     while k < nt:
         res0[k] += _dot(zero, g0, src[offs[k] :], count, 1)
@@ -231,14 +234,6 @@ def _taps_dot4(res0, res1, res2, res3, zero, g0, g1, g2, g3, src, offs, count):
         res2[k] += _dot(zero, g2, s, count, 1)
         res3[k] += _dot(zero, g3, s, count, 1)
         k += 1
-
-
-@njit
-def _add4(res, k, p0, p1, p2, p3):
-    res[k] += p0
-    res[k + 1] += p1
-    res[k + 2] += p2
-    res[k + 3] += p3
 
 
 # ------------------------------------------------------------------------ im2col + GEMM

@@ -102,8 +102,12 @@ def test_explain_lines_give_the_field_and_its_formula():
     assert lines[2].endswith("| RF 5×5, jump 1: r = 1 + (5 − 1)·1 = 5, j = 1·1 = 1")
     assert lines[3].endswith("| RF 6×6, jump 2: r = 5 + (2 − 1)·1 = 6, j = 1·2 = 2")
     assert lines[4].endswith("| RF 14×14, jump 2: r = 6 + (5 − 1)·2 = 14, j = 2·1 = 2")
-    assert lines[6].endswith("| RF: the whole input: every output reads every input pixel")
-    assert "RF" not in lines[7]  # already global: said once
+    # Flatten moves values: each keeps its pixel's field; the first Dense mixes them all
+    assert lines[6].endswith(
+        "| RF 16×16, jump 4: each value is one pixel of one map: r and j unchanged"
+    )
+    assert lines[7].endswith("| RF: the whole input: every output reads every input pixel")
+    assert "RF" not in lines[8]  # already global: said once
     assert lines[-1] == (
         "Receptive field of pool2, the last layer with spatial outputs: 16×16 pixels of the "
         "32×32 input"
@@ -166,9 +170,8 @@ def test_a_layer_of_unknown_kind_that_resizes_makes_the_field_unknown():
         "| RF: unknown: EverySecond resizes the image by a rule not known here"
     )
     assert "RF" not in by_name["c2"]  # stays unknown, said once
-    assert by_name["flatten"].endswith(
-        "| RF: the whole input: every output reads every input pixel"
-    )
+    assert "RF" not in by_name["flatten"]  # stays unknown
+    assert by_name["dense"].endswith("| RF: the whole input: every output reads every input pixel")
     assert lines[-1] == (
         "Receptive field: unknown from sub on (EverySecond resizes the image by a rule not "
         "known here)"
@@ -239,3 +242,30 @@ def test_dense_on_a_map_reads_its_last_axis_only():
         "| RF: unknown: Dense mixes the last axis (W) of a C×H×W map: each output sees whole rows"
     )
     assert lines[-1].startswith("Receptive field: unknown from rows on")
+
+
+def test_flatten_and_reshape_move_pixels_without_mixing_them():
+    """A flat Reshape keeps each value's field, as Flatten does (the gradient of one flat value
+    reaches exactly its pixel's field); a Reshape to several axes makes the field unknown."""
+    clear_session()
+    pos = {"kernel_initializer": "ones"}
+    inp = tc.Input((1, 9, 9), dtype="float64")
+    x = L.Conv2D(2, 3, **pos)(inp)  # 7x7, r 3
+    flat = L.Reshape((-1,), name="flat")(x)
+    model = tc.Model(inp, flat)
+    fields = receptive_fields(model)
+    node = next(n for n in model.graph if model.graph.nodes[n]["name"] == "flat")
+    assert fields[node].size == (3, 3) and "r and j unchanged" in fields[node].formula
+    tx = tc.tensor(np.ones((1, 1, 9, 9)), requires_grad=True)
+    mask = np.zeros((1, 98))
+    mask[0, 2 * 7 + 4] = 1.0  # channel 0, pixel (2, 4)
+    (model(tx) * tc.tensor(mask)).sum().backward()
+    reach = np.flatnonzero(np.abs(tx.grad.numpy()[0, 0]).ravel() > 0)
+    assert sorted({int(r) // 9 for r in reach}) == [2, 3, 4]
+    assert sorted({int(r) % 9 for r in reach}) == [4, 5, 6]
+
+    clear_session()
+    inp = tc.Input((1, 9, 9))
+    x = L.Reshape((2, 49), name="folded")(L.Conv2D(2, 3)(inp))
+    lines = tc.Model(inp, x).explain(return_string=True, receptive_field=True).splitlines()
+    assert lines[-1].startswith("Receptive field: unknown from folded on (Reshape to several axes")

@@ -11,9 +11,10 @@ input pixels each.  Pointwise layers (activations, batch norm, dropout, padding)
 neither.  A merge (``Add``, ``Concatenate``) sees the union of its inputs' fields: each field
 also keeps where it starts (``start' = start − p·j`` for a top/left padding ``p``), so two
 branches that look at offset regions (a padded 2×2 conv beside a "same" one) add up.  After
-``Flatten``, ``Dense``, ``Reshape`` or global pooling every output sees the whole input; but a
-``Dense`` on an (H, W, C) map mixes each pixel's channels (a 1×1 window), and one on a (C, H, W)
-map its rows only (no longer one field per pixel: unknown from there).  Past
+``Dense`` on flat features or global pooling every output sees the whole input.  ``Flatten``
+only moves values, each keeping its pixel's field (a ``Reshape`` to several axes: unknown from
+there).  A ``Dense`` on an (H, W, C) map mixes each pixel's channels (a 1×1 window), and one on
+a (C, H, W) map its rows only (no longer one field per pixel: unknown from there).  Past
 a layer of another kind that resizes images (a user's own layer) the field is unknown, and
 said so, rather than guessed.
 A field may be larger than the input: the part outside it is padding.
@@ -162,6 +163,17 @@ def _dense_on_images(field: Field, channels_last: bool) -> Field:
     return Field(None, None, formula, known=False)
 
 
+def _rearranged(field: Field, kind: str, d: dict) -> Field:
+    """``Flatten`` (or a ``Reshape`` to flat features) moves values without mixing them: each
+    is one pixel of one map, with that pixel's field.  A ``Reshape`` to several axes puts
+    pixels next to ones they were not next to: no field per pixel from there."""
+    if len((d["output_shapes"] or [()])[0]) <= 2:
+        formula = "each value is one pixel of one map: r and j unchanged"
+        return Field(field.size, field.jump, formula, start=field.start)
+    formula = f"{kind} to several axes puts pixels next to others they were not next to"
+    return Field(None, None, formula, known=False)
+
+
 def _resizes(d: dict) -> bool:
     """Whether a layer of no known kind changes the height or width of its input."""
     ins, outs = d["input_shapes"], d["output_shapes"]
@@ -194,6 +206,8 @@ def receptive_fields(model) -> dict[int, Field]:
             here = Field(here.size, here.jump, start=_shifted(here, pads))
         elif kind == "Dense" and here.size is not None and _image_input(g.nodes[n]):
             here = _dense_on_images(here, layouts(model)[next(iter(g.predecessors(n)))])
+        elif kind in ("Flatten", "Reshape"):  # a whole or unknown field stays so
+            here = here if here.size is None else _rearranged(here, kind, g.nodes[n])
         elif kind in _GLOBAL:
             here = _WHOLE if here.size is None and here.known else _BECOMES_WHOLE
         elif layer.family == "model":

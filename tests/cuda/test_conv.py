@@ -141,22 +141,21 @@ def _both(fn, x, w, g):
 
 
 NON_FINITE = [  # algorithm, groups, stride, dilation, weight shape
-    ("direct", 1, (1, 1), (1, 1), (3, 2, 3, 3)),
-    ("direct", 2, (2, 1), (1, 2), (4, 1, 3, 3)),  # depthwise, multiplier 2
-    ("direct", 2, (1, 2), (2, 1), (4, 1, 3, 2)),
-    ("im2col", 1, (1, 1), (1, 1), (3, 2, 3, 3)),
+    ("direct", 1, (1, 1), (1, 1), (2, 2, 3, 3)),
+    ("direct", 2, (2, 1), (1, 2), (2, 1, 3, 3)),  # depthwise
+    ("direct", 2, (1, 2), (2, 1), (4, 1, 3, 2)),  # depthwise, multiplier 2
+    ("im2col", 1, (1, 1), (1, 1), (2, 2, 3, 3)),
 ]
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the simulator's inf * 0
 @pytest.mark.parametrize("algorithm,groups,stride,dilation,ws", NON_FINITE)
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_a_non_finite_weight_or_gradient_meets_the_padding_as_on_the_cpu(
-    algorithm, groups, stride, dilation, ws, bad
+    algorithm, groups, stride, dilation, ws
 ):
-    """The padding is ``0 * w``: a NaN or Inf in the weight's corner tap makes every output
-    whose corner tap reads padding NaN, on both devices (16 of 16 at 4x4, stride 1); an Inf
-    upstream gradient does the same to the weight gradient's taps that read padding."""
+    """The padding is ``0 * w``: a NaN in the weight's corner tap makes every output whose
+    corner tap reads padding NaN, on both devices (16 of 16 at 4x4, stride 1); an Inf in the
+    upstream gradient makes the weight gradient's taps that read padding ``0 * Inf``, NaN."""
 
     def fn(x, w):
         return Conv2d.apply(
@@ -170,17 +169,15 @@ def test_a_non_finite_weight_or_gradient_meets_the_padding_as_on_the_cpu(
             algorithm=algorithm,
         )
 
-    x = rand(RNG, 2, 2, 4, 4)
+    x = rand(RNG, 1, 2, 4, 4)
     w = rand(RNG, *ws)
-    w[0, 0, 0, 0] = bad
+    w[0, 0, 0, 0] = np.nan
     n = (4 + 2 - dilation[0] * (ws[2] - 1) - 1) // stride[0] + 1
     m = (4 + 2 - dilation[1] * (ws[3] - 1) - 1) // stride[1] + 1
-    out, _, _ = _both(fn, x, w, rand(RNG, 2, ws[0], n, m))
+    g = rand(RNG, 1, ws[0], n, m)
+    g[0, 0, 0, 0] = np.inf
+    out, _, dw = _both(fn, x, w, g)
     # the corner tap of the first output channel reads padding at the top and left border
     assert np.isnan(out[:, 0, 0, :]).all() and np.isnan(out[:, 0, :, 0]).all()
-
-    g = rand(RNG, 2, ws[0], n, m)
-    g[0, 0, 0, 0] = bad
-    _, _, dw = _both(fn, x, rand(RNG, *ws), g)
-    # output (0, 0) reads padding through its corner tap: that tap's gradient is 0 * bad
+    # output (0, 0) reads padding through its corner tap: that tap's gradient is 0 * Inf
     assert np.isnan(dw[0, 0, 0, 0])

@@ -267,22 +267,24 @@ def _tiles(n, rows, oh, ow, itemsize) -> list[tuple[int, int, int, int]]:
 
 
 @njit
-def _load_block(x, n0, bn, c0, cg, r0, hrows, ph, pw, wp, cstride, xp):
-    """Padded rows ``r0 .. r0+hrows`` of images ``n0 .. n0+bn``, channels ``c0 .. c0+cg``, into
-    the zeroed ``xp``: row ``r`` of image ``b`` of channel ``c`` at
-    ``c*cstride + (b*hrows + r)*wp``; what the output never reads is cut.  The direct kernels
-    load whole padded images (``r0 = 0, hrows = hp``), an im2col tile its slab of rows."""
+def _load_block(x, n0, bn, c0, cg, r0, hrows, ph, pw, wp, cstride, xp, pitch, image_step):
+    """Padded rows ``r0 .. r0+hrows`` (``wp`` wide) of images ``n0 .. n0+bn``, channels
+    ``c0 .. c0+cg``, into the zeroed ``xp``: row ``r`` of image ``b`` of channel ``c`` at
+    ``c*cstride + b*image_step + r*pitch``; what the output never reads is cut.  Images one
+    below the other: ``pitch = wp``, ``image_step = hrows*wp``; side by side (the direct
+    forward): ``pitch = bn*wp``, ``image_step = wp``.  The direct kernels load whole padded
+    images (``r0 = 0, hrows = hp``), an im2col tile its slab of rows."""
     H, W = x.shape[2], x.shape[3]
     lo, hi = max(0, r0 - ph), min(H, r0 + hrows - ph)
     if hi <= lo or wp <= pw:
         return
-    u_cols, u_wp, u_w = UINT(min(W, wp - pw)), UINT(wp), UINT(W)
+    u_cols, u_pitch, u_w = UINT(min(W, wp - pw)), UINT(pitch), UINT(W)
     for c in range(cg):
         for b in range(bn):
-            dst = xp[c * cstride + (b * hrows + lo + ph - r0) * wp + pw :]
+            dst = xp[c * cstride + b * image_step + (lo + ph - r0) * pitch + pw :]
             src = x[n0 + b, c0 + c].reshape(-1)[lo * W :]
             for y in range(UINT(hi - lo)):
-                do, so = y * u_wp, y * u_w
+                do, so = y * u_pitch, y * u_w
                 for t in range(u_cols):
                     dst[do + t] = src[so + t]
 
@@ -326,7 +328,7 @@ def _columns(x, n0, nb, y0, ny, ph, pw, kh, kw, sh, sw, dh, dw, wp, ow, xp, cols
     C = x.shape[1]
     hrows = padded_extent(ny, ow, kh, kw, sh, sw, dh, dw)[0]
     xp[: C * nb * hrows * wp] = 0.0
-    _load_block(x, n0, nb, 0, C, y0 * sh, hrows, ph, pw, wp, nb * hrows * wp, xp)
+    _load_block(x, n0, nb, 0, C, y0 * sh, hrows, ph, pw, wp, nb * hrows * wp, xp, wp, hrows * wp)
     _tile_columns(xp, nb, hrows * wp, 0, kh, kw, sh, sw, dh, dw, wp, ny, ow, cols, False)
 
 
@@ -658,22 +660,25 @@ def _forward(x, w, bias, sh, sw, ph, pw, dh, dw, groups, nthreads, out):
     plane = hp * wp
     unit = sh == 1 and sw == 1
     B = _block(N, groups, plane, unit)
-    cstride = B * plane
-    wide = (OH - 1) * wp + OW
-    step = wp if unit else OW  # row pitch of the accumulator
-    offs = _tap_offsets(cg, kh, kw, cstride, wp, dh, dw)
+    # the block's images side by side: a row of the wide grid crosses all of them, so only
+    # the Wp - OW columns after each image are wasted, not also the rows below its output
+    pitch = B * wp
+    cstride = hp * pitch
+    step = pitch if unit else OW  # row pitch of the accumulator
+    offs = _tap_offsets(cg, kh, kw, cstride, pitch, dh, dw)
     ntasks = (N + B - 1) // B * groups
     nchunks = max(1, min(ntasks, nthreads))
     for chunk in prange(nchunks):
         xp = np.empty(cg * cstride + ROUND, dtype=x.dtype)
-        acc = np.empty((2, _round((B - 1) * plane + wide) if unit else OH * OW), dtype=x.dtype)
+        span = (OH - 1) * pitch + (B - 1) * wp + OW
+        acc = np.empty((2, _round(span) if unit else OH * OW), dtype=x.dtype)
         for task in range(chunk * ntasks // nchunks, (chunk + 1) * ntasks // nchunks):
             n0 = (task // groups) * B
             g = task % groups
             bn = min(B, N - n0)
             xp[:] = 0.0
-            _load_block(x, n0, bn, g * cg, cg, 0, hp, ph, pw, wp, cstride, xp)
-            count = _round((bn - 1) * plane + wide) if unit else OH * OW
+            _load_block(x, n0, bn, g * cg, cg, 0, hp, ph, pw, wp, cstride, xp, pitch, wp)
+            count = _round((OH - 1) * pitch + (bn - 1) * wp + OW) if unit else OH * OW
             for o in range(g * og, (g + 1) * og, 2):
                 pair = o + 1 < (g + 1) * og
                 acc[0, :count] = bias[o]
@@ -691,12 +696,13 @@ def _forward(x, w, bias, sh, sw, ph, pw, dh, dw, groups, nthreads, out):
                             for i in range(kh):
                                 for j in range(kw):
                                     for y in range(OH):
-                                        row = xp[c * cstride + (y * sh + i * dh) * wp + j * dw :]
+                                        r = (y * sh + i * dh) * pitch + j * dw  # B = 1
+                                        row = xp[c * cstride + r :]
                                         _axpy(acc[q, y * OW :], w[o + q, c, i, j], row, OW, sw)
                 for q in range(2 if pair else 1):
                     for b in range(bn):
                         for y in range(OH):
-                            _copy(out[n0 + b, o + q, y], acc[q, b * plane + y * step :], OW)
+                            _copy(out[n0 + b, o + q, y], acc[q, y * step + b * wp :], OW)
 
 
 def conv2d_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx):
@@ -841,7 +847,7 @@ def _backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, nchunks, dw_out):
             count = _round((bn - 1) * plane + wide)
             for gi in range(groups):
                 xp[:] = 0.0
-                _load_block(x, n0, bn, gi * cg, cg, 0, hp, ph, pw, wp, cstride, xp)
+                _load_block(x, n0, bn, gi * cg, cg, 0, hp, ph, pw, wp, cstride, xp, wp, plane)
                 if unit:  # output channels by four: each loaded input feeds four sums
                     o, end = gi * og, (gi + 1) * og
                     while o < end:

@@ -617,14 +617,14 @@ def _round(count):
 
 
 @njit
-def _load_grad_block(g, n0, bn, o, wp, plane, dst):
-    """Upstream gradient of channel ``o``, images ``n0 .. n0+bn``, on the wide grid (image
-    ``b`` at ``b*plane``), zero everywhere else in ``dst``."""
+def _load_grad_block(g, n0, bn, o, pitch, image_step, dst):
+    """Upstream gradient of channel ``o``, images ``n0 .. n0+bn``, on the wide grid (row ``y``
+    of image ``b`` at ``b*image_step + y*pitch``), zero everywhere else in ``dst``."""
     OH, OW = g.shape[2], g.shape[3]
     dst[:] = 0.0
     for b in range(bn):
         for y in range(OH):
-            row = dst[b * plane + y * wp :]
+            row = dst[b * image_step + y * pitch :]
             src = g[n0 + b, o, y]
             for z in range(OW):
                 row[z] = src[z]
@@ -833,9 +833,9 @@ def _backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, nchunks, dw_out):
     plane = hp * wp
     unit = sh == 1 and sw == 1
     B = max(1, min(_block(N, 1, plane, unit), N // nchunks))
-    cstride = B * plane
-    wide = (OH - 1) * wp + OW
-    offs = _tap_offsets(cg, kh, kw, cstride, wp, dh, dw)
+    pitch = B * wp  # the block's images side by side, as in the forward
+    cstride = hp * pitch
+    offs = _tap_offsets(cg, kh, kw, cstride, pitch, dh, dw)
     part = np.zeros((nchunks, Cout, cg * kh * kw), dtype=dw_out.dtype)
     for chunk in prange(nchunks):
         zero = np.zeros(1, dtype=dw_out.dtype)[0]
@@ -844,16 +844,16 @@ def _backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, nchunks, dw_out):
         first, last = chunk * N // nchunks, (chunk + 1) * N // nchunks
         for n0 in range(first, last, B):
             bn = min(B, last - n0)
-            count = _round((bn - 1) * plane + wide)
+            count = _round((OH - 1) * pitch + (bn - 1) * wp + OW)
             for gi in range(groups):
                 xp[:] = 0.0
-                _load_block(x, n0, bn, gi * cg, cg, 0, hp, ph, pw, wp, cstride, xp, wp, plane)
+                _load_block(x, n0, bn, gi * cg, cg, 0, hp, ph, pw, wp, cstride, xp, pitch, wp)
                 if unit:  # output channels by four: each loaded input feeds four sums
                     o, end = gi * og, (gi + 1) * og
                     while o < end:
                         q = min(4, end - o)
                         for r in range(q):
-                            _load_grad_block(g, n0, bn, o + r, wp, plane, gw[r])
+                            _load_grad_block(g, n0, bn, o + r, pitch, wp, gw[r])
                         dst = part[chunk]
                         if q == 4:
                             _taps_dot4(

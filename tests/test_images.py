@@ -112,7 +112,7 @@ def test_cli_predict(tmp_path, digits, capsys):
     assert "; then " in out[1]
     with pytest.raises(SystemExit):
         cli.main(["predict", "lenet5", "--top", "0", digits[0]])
-    assert "--top must be >= 1" in capsys.readouterr().err
+    assert "argument --top: must be >= 1, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["predict", "lenet5", str(tmp_path / "none.png")])
     assert "none.png: no such file" in capsys.readouterr().err

@@ -112,7 +112,7 @@ def test_cli_maps(tmp_path, lenet_weights, capsys):
         (["--index", "10000"], "--index 10000: the mnist test split has 10000 images"),
         (["--layers", "conv1,convX"], "no layer named 'convX'"),
         (["--layers", "fc1"], "fc1 has no spatial output to draw"),
-        (["--channels", "0"], "--channels must be >= 1"),
+        (["--channels", "0"], "argument --channels: must be >= 1, got 0"),
     ],
 )
 def test_cli_maps_errors(tmp_path, lenet_weights, capsys, extra, message):

@@ -197,7 +197,7 @@ def test_cli_errors(tmp_path, capsys):
     assert "no bundled dataset fits input shape (3, 64, 64)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "tests.test_train_cli:mlp", "--epochs", "0"])
-    assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
+    assert "argument --epochs: must be >= 1, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["evaluate", "tests.test_train_cli:mlp", "--weights", str(tmp_path / "none.npz")])
     assert "none.npz: no such file" in capsys.readouterr().err

@@ -72,8 +72,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def configure_train(parser: argparse.ArgumentParser) -> None:
+    from ..cli import _int_at_least
+
     _common(parser)
-    parser.add_argument("--epochs", type=int, default=20, metavar="N")
+    parser.add_argument("--epochs", type=_int_at_least(1), default=20, metavar="N")
     parser.add_argument(
         "--lr", type=float, default=2e-3, help="initial learning rate (default 2e-3)"
     )
@@ -508,8 +510,6 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     from .callbacks import CSVLogger, LearningRateScheduler, ReduceLROnPlateau
     from .history import History
 
-    if args.epochs < 1:
-        raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
     resume = args.resume is not None
     out = _resume_run(args, held) if resume else None
     if args.data is not None:  # run.json keeps where the images are, wherever it is read
@@ -706,7 +706,7 @@ def _weights_arg(
 
 
 def configure_maps(parser: argparse.ArgumentParser) -> None:
-    from ..cli import _model_args
+    from ..cli import _int_at_least, _model_args
 
     _model_args(parser)
     _weights_arg(parser)
@@ -723,7 +723,7 @@ def configure_maps(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--channels",
-        type=int,
+        type=_int_at_least(1),
         default=8,
         metavar="N",
         help="channels per layer, the strongest first (default 8)",
@@ -798,8 +798,6 @@ def cmd_maps(args: argparse.Namespace) -> int:
         plot_filters(model, out, layer, f"{model.name} ({source})")
         print(f"wrote {out}")
         return 0
-    if args.channels < 1:
-        raise CLIError(f"--channels must be >= 1, got {args.channels}")
     if args.image:
         from ..datasets import load_image
 
@@ -830,7 +828,7 @@ def cmd_maps(args: argparse.Namespace) -> int:
 
 
 def configure_predict(parser: argparse.ArgumentParser) -> None:
-    from ..cli import _model_args
+    from ..cli import _int_at_least, _model_args
 
     _model_args(parser)
     parser.add_argument(
@@ -840,7 +838,9 @@ def configure_predict(parser: argparse.ArgumentParser) -> None:
         help="image files (.png .jpg .npy), or folders: every image inside them",
     )
     _weights_arg(parser)
-    parser.add_argument("--top", type=int, default=3, metavar="K", help="classes to list (3)")
+    parser.add_argument(
+        "--top", type=_int_at_least(1), default=3, metavar="K", help="classes to list (3)"
+    )
 
 
 def _image_files(paths: list[str]) -> list[str]:
@@ -869,8 +869,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ..cli import CLIError
     from ..datasets import load_image
 
-    if args.top < 1:
-        raise CLIError(f"--top must be >= 1, got {args.top}")
     args.device = "cpu"
     run = _use_run_settings(args)
     args.data = None  # the run's images are not needed, only how they were prepared

@@ -37,7 +37,7 @@ import numba
 import numpy as np
 
 from . import _blas as blas
-from ._numba import njit
+from ._numba import njit, prange
 
 # tiles (GEMM columns) per block: V and M of a block, 16 * (C_in + C_out) * TILES floats, then
 # stay in the L2/L3 cache between the transforms and the GEMM (measured best from 128 to 512)
@@ -152,9 +152,19 @@ def _finite(a, limit):
     return bad == 0
 
 
-def finite(a) -> bool:
-    """Whether every value of the array ``a`` (contiguous) is finite."""
-    return _finite(a.reshape(-1), np.finfo(a.dtype).max.astype(a.dtype))
+@njit(parallel=True)
+def _finite_parallel(a, limit):
+    bad = 0
+    for t in prange(a.shape[0]):
+        bad += not (abs(a[t]) <= limit)
+    return bad == 0
+
+
+def finite(a, parallel: bool = False) -> bool:
+    """Whether every value of the array ``a`` (contiguous) is finite; ``parallel``: on every
+    thread (for a call from the main thread, not from the blocks' worker threads)."""
+    check = _finite_parallel if parallel else _finite
+    return check(a.reshape(-1), np.finfo(a.dtype).max.astype(a.dtype))
 
 
 @njit

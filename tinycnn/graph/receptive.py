@@ -191,6 +191,7 @@ def receptive_fields(model) -> dict[int, Field]:
     from .explain import layouts
 
     g = model.graph
+    channels_last = layouts(model)
     fields: dict[int, Field] = {}
     for n in g:
         layer = g.nodes[n]["layer"]
@@ -205,7 +206,7 @@ def receptive_fields(model) -> dict[int, Field]:
             pads = _top_left(layer, None)
             here = Field(here.size, here.jump, start=_shifted(here, pads))
         elif kind == "Dense" and here.size is not None and _image_input(g.nodes[n]):
-            here = _dense_on_images(here, layouts(model)[next(iter(g.predecessors(n)))])
+            here = _dense_on_images(here, channels_last[next(iter(g.predecessors(n)))])
         elif kind in ("Flatten", "Reshape"):  # a whole or unknown field stays so
             here = here if here.size is None else _rearranged(here, kind, g.nodes[n])
         elif kind in _GLOBAL:

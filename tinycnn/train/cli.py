@@ -933,10 +933,9 @@ def _run_row(path: Path) -> tuple[list[str], str | None]:
     )
     last = f"{metric} {history[metric][-1]:.4f}" if metric else ""
     data = _dataset_name(settings.get("data"), settings.get("dataset", ""))
-    training = runlock.busy(path)
     if (path / "weights.npz").is_file():
         state, resume = "finished", None
-    elif training is not None:
+    elif (training := runlock.busy(path)) is not None:
         state, resume = f"training ({f'pid {training.pid}' if training.pid else 'now'})", None
     elif done:
         state = "stopped"

@@ -6,9 +6,10 @@
 On a CPU with AVX-512, ``tinycnn/ops/cpu/_numba.py`` lets LLVM vectorise for 512-bit registers
 (``TINYCNN_AVX512=0`` keeps LLVM's 256-bit preference).  Numba's CPU target reads that once per
 process, so each setting runs in its own child process, the two alternating round by round
-(each child first compiles or loads its kernels, then times).  Each case is a forward and a
-backward (``out.sum().backward()``) of one op; a child reports the fastest of ``--repeat``
-calls, and the table gives the median over the rounds in ms; ratio = 512-bit / 256-bit.
+(each child first compiles or loads its kernels, then times).  The cases are those of
+``benchmarks/ops.py`` (its builders and its forward + backward runner, tinycnn only), plus
+``cifar_cnn``'s second conv; a child reports the fastest of ``--repeat`` calls, and the table
+gives the median over the rounds in ms; ratio = 512-bit / 256-bit.
 """
 
 from __future__ import annotations
@@ -20,66 +21,26 @@ import statistics
 import subprocess
 import sys
 
-CASES = {  # name: (what, op, arguments)
-    "conv2": ("conv N128 32->32 3x3 p1 32^2 (direct)", "conv", (128, 32, 32, 32, 3, 1, 1)),
-    "b": ("conv N100 6->16 5x5 14^2 (direct)", "conv", (100, 6, 16, 14, 5, 0, 1)),
-    "a": ("conv N100 1->6 5x5 32^2 (direct)", "conv", (100, 1, 6, 32, 5, 0, 1)),
-    "i": ("conv N128 64->64 3x3 p1 16^2 (Winograd)", "conv", (128, 64, 64, 16, 3, 1, 1)),
-    "h": ("conv N128 32->64 3x3 26^2 (im2col)", "conv", (128, 32, 64, 26, 3, 0, 1)),
-    "f": ("conv N16 728 3x3 p1 g728 19^2 (depthwise)", "conv", (16, 728, 728, 19, 3, 1, 728)),
-    "maxpool": ("max_pool2d 3x3 s2 p1 (16,256,56,56)", "max_pool2d", (16, 256, 56)),
-    "avgpool": ("avg_pool2d 3x3 s2 p1 (16,256,56,56)", "avg_pool2d", (16, 256, 56)),
-    "relu": ("relu (128,32,32,32)", "relu", (128, 32, 32)),
-    "bn": ("batch_norm train (16,256,56,56)", "batch_norm", (16, 256, 56)),
+from benchmarks.ops import CASES as OPS_CASES  # first: sets the thread variables
+from benchmarks.ops import _conv_case, _runner
+
+CASES = {  # name: (what, build) as in benchmarks/ops.py
+    "conv2": _conv_case(128, 32, 32, 3, 32, padding=1),  # cifar_cnn's second conv (direct)
+    **{k: OPS_CASES[k] for k in ("a", "b", "f", "g", "h", "i", "pool", "avgpool", "bn")},
 }
 
 
 def _child(names: list[str], repeat: int, threads: int) -> dict[str, float]:
-    """Time the cases in this process; {name: fastest call in ms}."""
-    import time
-
+    """Time the cases in this process; {name: fastest forward + backward in ms}."""
     import numba
-    import numpy as np
-
-    import tinycnn as tc
-    import tinycnn.functional as F
 
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    rng = np.random.default_rng(0)
-
-    def t(*shape):
-        return tc.tensor(rng.random(shape, dtype=np.float32) - 0.5, requires_grad=True)
-
-    def case(op, args):
-        if op == "conv":
-            n, cin, cout, h, k, p, groups = args
-            x, w = t(n, cin, h, h), t(cout, cin // groups, k, k)
-            return lambda: F.conv2d(x, w, padding=p, groups=groups)
-        n, c, h = args
-        x = t(n, c, h, h)
-        if op == "batch_norm":
-            gamma, beta = t(c), t(c)
-            return lambda: F.batch_norm(x, None, None, gamma, beta, training=True)
-        if op == "relu":
-            return lambda: F.relu(x)
-        pool = getattr(F, op)
-        return lambda: pool(x, 3, 2, 1)
-
     best = {}
     for name in names:
-        forward = case(*CASES[name][1:])
-
-        def step(forward=forward):
-            forward().sum().backward()
-
+        step = _runner(*CASES[name][1]("tc"), True, "tc")
         step()
         step()
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
-        best[name] = min(times) * 1e3
+        best[name] = min(step() for _ in range(repeat)) * 1e3
     return best
 
 
@@ -103,9 +64,8 @@ def main(argv=None) -> int:
     if "+avx512f" not in get_host_cpu_features().split(","):
         print("this CPU has no AVX-512: tinycnn's kernels use LLVM's own vector width here")
         return 0
+    # the children inherit the thread variables benchmarks.ops set
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CPU")}
-    env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-    env.setdefault("GOMP_SPINCOUNT", "10000")
     child = [sys.executable, "-m", "benchmarks.vector_width", "--child", "--cases", args.cases]
     child += ["--repeat", str(args.repeat), "--threads", str(args.threads)]
     runs: dict[str, list[dict]] = {"1": [], "0": []}

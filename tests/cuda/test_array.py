@@ -169,6 +169,23 @@ def test_matmul_reads_transposed_operands_in_place():
         G.matmul(G.from_numpy(a), G.from_numpy(b))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", [(False, True), (True, True)])
+def test_matmul_loads_transposed_operands_along_their_unit_stride(dtype, ta, tb):
+    """A transposed view is loaded along its rows (A) or K (B), not the row-major way: every
+    edge of the 64 x 64 x 16 tiles partial (m 70, n 66, k 20), against NumPy."""
+    m, k, n = 70, 20, 66
+    a = r(k, m, dtype=dtype) if ta else r(m, k, dtype=dtype)
+    b = r(n, k, dtype=dtype) if tb else r(k, n, dtype=dtype)
+    da, db = G.from_numpy(a), G.from_numpy(b)
+    if ta:
+        a, da = a.T, G.transpose(da, (1, 0))
+    if tb:
+        b, db = b.T, G.transpose(db, (1, 0))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    same(G.matmul(da, db), a @ b, rtol=tol, atol=tol)
+
+
 def test_concatenate_and_slice_axis():
     a, b = r(2, 3, 4), r(2, 1, 4)
     same(G.concatenate([G.from_numpy(a), G.from_numpy(b)], 1), np.concatenate([a, b], 1))

@@ -2,7 +2,7 @@
 
 Block sizes are chosen for any GPU from sm_60 on: 256 threads fill a warp scheduler without
 limiting occupancy through registers; the GEMM tile (64 x 64 outputs, 16-deep K slices,
-16 x 16 threads computing 4 x 4 outputs each) needs 8.1 KiB (float32) / 16.1 KiB (float64) of
+16 x 16 threads computing 4 x 4 outputs each) needs 8.3 KiB (float32) / 16.5 KiB (float64) of
 shared memory per block, so several blocks fit on every SM.
 
 On a GPU the kernels are compiled once and kept in numba's on-disk cache (``cache=True``).  A
@@ -41,10 +41,12 @@ GEMM_BN = 64
 GEMM_BK = 16
 GEMM_TM = 4
 GEMM_TN = 4
-# the A tile is stored transposed, (BK, BM): the 16 threads that load one row of A write 16
-# values BM words apart, all in one of the 32 shared-memory banks (a 16-way conflict).  One
-# word of padding per row of the tile puts them in 16 different banks.
-GEMM_A_PAD = 1
+# padding of the shared tiles' rows.  A warp that loads along K (a row-major A, a transposed B)
+# stores 16 values down one column of the (BK, BM + pad) tile for each of two neighbouring
+# columns.  Rows 64 words apart put all 16 in one of the 32 banks (a 16-way conflict); one
+# word of padding leaves the two columns overlapping in 15 banks (2-way); with two words, bank
+# (2 * kk + col) mod 32 differs for all 32 stores (float32, the training type).
+GEMM_TILE_PAD = 2
 
 # strided gather/scatter kernels take shapes and strides padded to this many dimensions
 MAX_DIMS = 6

@@ -8,6 +8,8 @@ Cases:
 
 * ``overhead``: the host time of one tiny op (``a + b`` on 1-element tensors, 1000 times),
   which bounds small-batch training;
+* ``gemm``: ``matmul`` of two 2048 x 2048 float32 matrices in the four layouts (NN, TN, NT,
+  TT: transposed operands are views read in place, as in every backward);
 * the conv layers (c) N16 256->256 3x3 p1 14^2, (d) N16 1024->256 1x1 14^2 and (f) depthwise
   N16 728 3x3 p1 19^2 of ``benchmarks/ops.py`` (forward, forward + backward);
 * one LeNet-5 MNIST epoch (batch 100, Adam) by tinycnn on the GPU, tinycnn on the CPU and
@@ -109,6 +111,36 @@ def conv_case(key: str, device: str, repeat: int, smoke: bool) -> list[str]:
         cells.append(f"{mine:8.3f} {strict:8.3f} {mine / strict:6.2f} {tf32:8.3f}")
     label = f"conv ({key}) N{n} {cin}->{cout} {k}x{k} g{groups} {hw}^2"
     return [f"{label:<40} fwd  {cells[0]}", f"{'':<40} f+b  {cells[1]}"]
+
+
+def gemm_case(device: str, repeat: int, smoke: bool) -> list[str]:
+    """``matmul`` of square float32 matrices in the four layouts (``T``: the operand is a
+    transposed view, read in place, as in every backward), with tinycnn's GFLOP/s."""
+    import torch
+
+    size = 64 if smoke else 2048
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size)).astype(np.float32) for _ in range(2))
+    ta, tb = tc.tensor(a, device=device), tc.tensor(b, device=device)
+    pa, pb = torch.tensor(a, device=device), torch.tensor(b, device=device)
+    lines = []
+    with tc.no_grad():
+        for layout in ("NN", "TN", "NT", "TT"):
+            ma = ta.T if layout[0] == "T" else ta
+            mb = tb.T if layout[1] == "T" else tb
+            qa = pa.T if layout[0] == "T" else pa
+            qb = pb.T if layout[1] == "T" else pb
+            mine = _median_ms(lambda ma=ma, mb=mb: ma @ mb, device, repeat)
+            _tf32(torch, False)
+            strict = _median_ms(lambda qa=qa, qb=qb: qa @ qb, device, repeat)
+            _tf32(torch, True)
+            tf32 = _median_ms(lambda qa=qa, qb=qb: qa @ qb, device, repeat)
+            gflops = 2 * size**3 / (mine * 1e-3) / 1e9
+            label = f"gemm {layout} {size}^3 ({gflops:.0f} GFLOP/s)"
+            lines.append(
+                f"{label:<40}      {mine:8.3f} {strict:8.3f} {mine / strict:6.2f} {tf32:8.3f}"
+            )
+    return lines
 
 
 def overhead_case(device: str, repeat: int) -> list[str]:
@@ -268,7 +300,7 @@ def resnet_case(device: str, repeat: int, smoke: bool, batch: int = 32) -> list[
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default="overhead,c,d,f,lenet,profile,resnet50")
+    parser.add_argument("--cases", default="overhead,gemm,c,d,f,lenet,profile,resnet50")
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script")
@@ -302,13 +334,16 @@ def main(argv=None) -> int:
     keys = [k.strip() for k in args.cases.split(",") if k.strip()]
     header = True
     for key in keys:
-        if key in CONVS:
+        if key in CONVS or key == "gemm":
             if header:
                 print(
                     f"{'case':<40}      {'tinycnn':>8} {'fp32':>8} {'ratio':>6} {'TF32':>8}   (ms)"
                 )
                 header = False
-            lines = conv_case(key, args.device, args.repeat, args.smoke)
+            if key == "gemm":
+                lines = gemm_case(args.device, args.repeat, args.smoke)
+            else:
+                lines = conv_case(key, args.device, args.repeat, args.smoke)
         elif key == "overhead":
             lines = overhead_case(args.device, args.repeat)
         elif key == "lenet":

@@ -9,9 +9,10 @@ from tests.helpers import needs_torch
 def test_gpu_benchmark_runs_on_the_cpu_at_smoke_sizes(capsys):
     from benchmarks import gpu
 
-    argv = ["--device", "cpu", "--smoke", "--repeat", "1", "--cases", "c,f,lenet,profile"]
+    argv = ["--device", "cpu", "--smoke", "--repeat", "1", "--cases", "gemm,c,f,lenet,profile"]
     assert gpu.main(argv) == 0
     out = capsys.readouterr().out
+    assert all(f"gemm {layout} 64^3" in out for layout in ("NN", "TN", "NT", "TT"))
     assert "conv (c)" in out and "conv (f)" in out and "LeNet-5 epoch (300 images)" in out
     assert "profile: launches are counted on the GPU only" in out
 

@@ -83,6 +83,31 @@ def test_softmax_is_stable_for_large_and_very_negative_logits():
     np.testing.assert_allclose(lp[0, 2], -1e4 - 1001.0 - np.log1p(np.exp(-1.0)), rtol=1e-6)
 
 
+@pytest.mark.parametrize("scale", [1e8, 1e16, -1e300])
+def test_log_softmax_and_cross_entropy_keep_every_bit_of_huge_float64_logits(scale):
+    """``(x - max) - log(sum)`` in that order (fastmath must not reassociate it into
+    ``x - (max + log(sum))``, which rounds to 0 or 2 at 1e16): the shifted logits
+    ``d = x - max`` are exact, so the result equals ``d - log(sum(exp(d)))`` to the last bit."""
+    d = np.array([0.0, -1.0, -2.0, 0.0])
+    x = scale + d if abs(scale) < 1e300 else np.full(4, scale)
+    d = x - x.max()
+    want = d - np.log(np.exp(d).sum())
+    rows = np.stack([x, x[::-1]])
+    for dim, xs, ws in ((1, rows, np.stack([want, want[::-1]])), (0, rows.T, None)):
+        t = tc.tensor(xs, requires_grad=True)
+        got = F.log_softmax(t, dim).numpy()
+        np.testing.assert_allclose(got, ws if ws is not None else np.stack([want, want[::-1]]).T,
+                                   rtol=1e-15, atol=1e-15)  # fmt: skip
+    t = tc.tensor(rows, requires_grad=True)
+    loss = F.cross_entropy(t, tc.tensor(np.array([1, 0])))
+    loss.backward()
+    np.testing.assert_allclose(loss.item(), -(want[1] + want[::-1][0]) / 2, rtol=1e-15)
+    grad = np.exp(np.stack([want, want[::-1]])) / 2
+    grad[0, 1] -= 0.5
+    grad[1, 0] -= 0.5
+    np.testing.assert_allclose(t.grad.numpy(), grad, rtol=1e-14, atol=1e-16)
+
+
 def test_softmax_propagates_nan_and_handles_0d():
     p = F.softmax(tc.tensor(np.array([[1.0, np.nan, 2.0], [1.0, 2.0, 3.0]])), 1).numpy()
     assert np.isnan(p[0]).all() and np.isfinite(p[1]).all()

@@ -21,6 +21,15 @@ def test_softmax(fn, dim):
     same_on_both(lambda x: fn(x, dim), [rand(RNG, 2, 3, 4)], **TOL)
 
 
+def test_log_softmax_and_cross_entropy_of_huge_logits():
+    """``(x - max) - log(sum)`` in that order on both devices: at 1e16 the other order rounds
+    every log-probability to 0 or -2."""
+    z = 1e16 + np.array([[0.0, -2.0, -4.0], [-4.0, 0.0, 0.0]])
+    same_on_both(lambda x: F.log_softmax(x, 1), [z], atol=1e-15, rtol=1e-15)
+    same_on_both(lambda x: F.log_softmax(x, 0), [z.T.copy()], atol=1e-15, rtol=1e-15)
+    same_on_both(lambda z, t: F.cross_entropy(z, t), [z, np.array([1, 2])], atol=1e-15)
+
+
 def test_softmax_float32():
     same_on_both(lambda x: F.softmax(x, 1), [rand(RNG, 3, 5, dtype=np.float32)], atol=1e-6)
 

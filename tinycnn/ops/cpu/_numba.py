@@ -62,6 +62,9 @@ _wide_vectors()
 # fastmath flags for every kernel: reassociation and contraction (vectorised reductions, FMA)
 # but never 'nnan'/'ninf', so NaN and Inf propagate as the user expects.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# for a kernel whose order of operations is the point: with 'reassoc' LLVM may rewrite
+# ``(x - m) - c`` as ``x - (m + c)``, which loses every bit of ``x - m`` when |m| is ~1e16
+ORDERED_FASTMATH = FASTMATH - {"reassoc"}
 ERROR_MODEL = "numpy"
 
 

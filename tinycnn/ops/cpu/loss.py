@@ -20,6 +20,7 @@ import numpy as np
 
 from ._numba import njit, prange
 from ._vmath import exp as _exp
+from .softmax import _log_shift
 
 # Rows x classes (or elements) below which a kernel runs on the calling thread: a parallel launch
 # on Numba's workqueue layer costs ~20 us, more than LeNet's whole (100, 10) loss.
@@ -40,9 +41,7 @@ def _log_softmax_row(z, logp, n):
     total = 0.0
     for c in range(zr.shape[0]):
         total += _exp(zr[c] - m)
-    shift = m + math.log(total)
-    for c in range(zr.shape[0]):
-        lr[c] = zr[c] - shift
+    _log_shift(zr, m, math.log(total), lr)
 
 
 @njit(inline="always")

@@ -3,7 +3,9 @@
 Any ``dim`` of any tensor is this layout after a reshape (no transpose).  When ``inner == 1``
 (the usual ``dim=-1``) a row is contiguous; otherwise the loops run over ``inner`` innermost
 with per-position running max/sum vectors, so memory is still read in order.  One thread owns
-one ``outer`` slice.  Stable: ``exp(x - max)``; ``log_softmax = x - max - log(sum)``.
+one ``outer`` slice.  Stable: ``exp(x - max)``; ``log_softmax = (x - max) - log(sum)``,
+in that order: ``x - (max + log(sum))`` loses the low bits of ``x - max`` when ``|max|`` is
+large (all of them from ``|max|`` ~ 1e16 in float64).
 """
 
 from __future__ import annotations
@@ -12,12 +14,27 @@ import math
 
 import numpy as np
 
-from ._numba import njit, prange
+from ._numba import ORDERED_FASTMATH, njit, prange
 from ._vmath import exp as _exp
 
 # Below this many elements a kernel runs on the calling thread: a parallel launch on Numba's
 # workqueue layer costs ~20 us, more than a (100, 10) softmax.
 PARALLEL_MIN = 1 << 15
+
+
+@njit(fastmath=ORDERED_FASTMATH)  # not inlined: the caller's 'reassoc' would undo the order
+def _log_shift(x, m, log_total, out):
+    """``out = (x - m) - log_total`` for 1-d ``x``, ``out``, in that order."""
+    for c in range(x.shape[0]):
+        out[c] = (x[c] - m) - log_total
+
+
+@njit(fastmath=ORDERED_FASTMATH)
+def _log_shift_columns(x, m, log_total, out):
+    """``out[c, i] = (x[c, i] - m[i]) - log_total[i]``, in that order."""
+    for c in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            out[c, i] = (x[c, i] - m[i]) - log_total[i]
 
 
 @njit(inline="always")
@@ -34,9 +51,7 @@ def _softmax_slice(x, o, log, out):
         for c in range(n_cls):
             total += _exp(row[c] - m)
         if log:
-            shift = m + math.log(total)
-            for c in range(n_cls):
-                orow[c] = row[c] - shift
+            _log_shift(row, m, math.log(total), orow)
         else:
             inv = 1.0 / total
             for c in range(n_cls):
@@ -55,10 +70,8 @@ def _softmax_slice(x, o, log, out):
             total[i] += _exp(xs[c, i] - m[i])
     if log:
         for i in range(inner):
-            m[i] += math.log(total[i])
-        for c in range(n_cls):
-            for i in range(inner):
-                os[c, i] = xs[c, i] - m[i]
+            total[i] = math.log(total[i])
+        _log_shift_columns(xs, m, total, os)
     else:
         for i in range(inner):
             total[i] = 1.0 / total[i]

@@ -39,9 +39,9 @@ def _log_softmax_row(z, logp, base, n_cls):
     total = 0.0
     for c in range(n_cls):
         total += math.exp(z[base + c] - m)
-    shift = m + math.log(total)
+    log_total = math.log(total)
     for c in range(n_cls):
-        logp[base + c] = z[base + c] - shift
+        logp[base + c] = (z[base + c] - m) - log_total
 
 
 _CE_FWD = "{T}[::1], int64[::1], {T}[::1], int64, {T}, {T}[::1], {T}[::1], {T}[::1], int64[::1], "

@@ -3,7 +3,9 @@ array: the functions of ``cpu/softmax.py``, by name.
 
 One thread owns one (outer, inner) position and walks the C classes three times (max, sum of
 exponentials, output); with ``inner > 1`` neighbouring threads read neighbouring addresses.
-Stable: ``exp(x - max)``; ``log_softmax = x - max - log(sum)``.
+Stable: ``exp(x - max)``; ``log_softmax = (x - max) - log(sum)``,
+in that order: ``x - (max + log(sum))`` loses the low bits of ``x - max`` when ``|max|`` is
+large (all of them from ``|max|`` ~ 1e16 in float64).
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ def _forward(x, out, n_cls, inner, log):
         for c in range(n_cls):
             total += math.exp(x[base + c * inner] - m)
         if log:
-            shift = m + math.log(total)
+            log_total = math.log(total)
             for c in range(n_cls):
-                out[base + c * inner] = x[base + c * inner] - shift
+                out[base + c * inner] = (x[base + c * inner] - m) - log_total
         else:
             inv = 1.0 / total
             for c in range(n_cls):

@@ -36,6 +36,22 @@ def test_residual_branches_accumulate():
     np.testing.assert_allclose(x.grad.numpy(), [[4.0, 1.0, 4.0]])
 
 
+def test_leaves_never_share_a_gradient_array():
+    """``x + y`` hands one array to both (and a reshape a view of it): each leaf gets its own,
+    so scaling one ``.grad`` in place (gradient clipping by hand) leaves the other alone."""
+    x = tc.tensor(np.ones((3, 1)), requires_grad=True)
+    y = tc.tensor(np.ones(3), requires_grad=True)
+    z = tc.tensor(np.ones(3), requires_grad=True)
+    (x.reshape(3) + y + z).sum().backward()
+    grads = [t.grad.numpy() for t in (x, y, z)]
+    for i, a in enumerate(grads):
+        for b in grads[i + 1 :]:
+            assert not np.shares_memory(a, b)
+    grads[1] *= 0.5
+    np.testing.assert_array_equal(grads[0].ravel(), [1, 1, 1])
+    np.testing.assert_array_equal(grads[2], [1, 1, 1])
+
+
 def test_leaf_grad_accumulates_across_backward_calls():
     x = tc.tensor(np.array([2.0]), requires_grad=True)
     (x * 3.0).sum().backward()
@@ -250,6 +266,29 @@ def test_matmul_gradcheck(sa, sb):
 def test_matmul_shape_error():
     with pytest.raises(ValueError, match=r"inner dimensions differ.*3 != 4"):
         tc.tensor(np.ones((2, 3))) @ tc.tensor(np.ones((4, 2)))
+    with pytest.raises(
+        ValueError,
+        match=r"matmul: \(2, 3, 4\) @ \(3, 4, 2\): batch \(2,\) and \(3,\) cannot be "
+        r"broadcast: axis -3 has 2 against 3 \(aligned from the last axis, sizes must be equal "
+        r"or one of them 1\)",
+    ):
+        tc.tensor(np.ones((2, 3, 4))) @ tc.tensor(np.ones((3, 4, 2)))
+    assert (tc.ones(2, 1, 3, 4) @ tc.ones(5, 4, 2)).shape == (2, 5, 3, 2)
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "truediv"])
+def test_operands_that_cannot_broadcast_name_the_op_and_the_axis(op):
+    """Not NumPy's message from inside a kernel: the op, both shapes and the rule."""
+    import operator
+
+    name = {"truediv": "div"}.get(op, op)
+    with pytest.raises(
+        ValueError,
+        match=rf"^{name}: shapes \(5, 2, 3\) and \(4, 1\) cannot be broadcast: axis -2 has 2 "
+        "against 4",
+    ):
+        getattr(operator, op)(tc.ones(5, 2, 3), tc.ones(4, 1))
+    assert getattr(operator, op)(tc.ones(5, 2, 3), tc.ones(2, 1)).shape == (5, 2, 3)
 
 
 @pytest.mark.parametrize("dim,keep", [(None, False), (0, False), (1, True), ((0, 2), False)])
@@ -278,6 +317,20 @@ def test_tensor_owns_read_only_data_and_converts_big_endian():
     np.testing.assert_array_equal(tc.functional.relu(big).numpy(), [0.0, 2.0])
     with pytest.raises(OverflowError, match=r"tensor: cannot make an array of \[inf\]"):
         tc.tensor([np.inf], dtype=np.int64)
+
+
+def test_a_tensor_made_from_a_tensor_is_a_snapshot():
+    """As ``torch.tensor(w)``: a copy, which a later in-place step on ``w`` does not change;
+    a writable NumPy array stays shared (no copy of a large batch)."""
+    w = tc.tensor(np.ones(3), requires_grad=True)
+    kept = tc.tensor(w)
+    w.sum().backward()
+    tc.optim.SGD([w], lr=0.5).step()
+    np.testing.assert_array_equal(w.numpy(), [0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(kept.numpy(), [1.0, 1.0, 1.0])
+    assert not kept.requires_grad and kept.dtype == np.float64
+    batch = np.zeros((2, 3), np.float32)
+    assert np.shares_memory(tc.tensor(batch).numpy(), batch)
 
 
 def test_backward_casts_grad_to_the_tensors_dtype_and_copies_it():

@@ -63,6 +63,24 @@ def test_p_zero_one_and_eval():
     assert F.dropout(x, 0.5, training=False) is x
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in multiply")
+@pytest.mark.parametrize("p", [0.5, 1.0])
+def test_a_dropped_nan_or_inf_stays_nan_as_in_torch(p):
+    """A dropped element is multiplied by 0 (torch's ``x * mask * scale``), so a NaN or an
+    infinity becomes NaN, not 0; a kept one is scaled.  The same for the gradient."""
+    x = np.tile(np.array([np.nan, np.inf, -np.inf, 1.0]), 64)
+    t = tc.tensor(x, requires_grad=True)
+    y = F.dropout(t, p, generator=0)
+    kept = np.ones_like(x) * (y.numpy() == 1.0 / (1.0 - p)) if p < 1 else np.zeros_like(x)
+    kept[np.isinf(y.numpy())] = 1.0
+    want = x * kept / (1.0 - p) if p < 1 else x * 0.0
+    np.testing.assert_array_equal(y.numpy(), want)
+    assert p == 1 or 0 < kept[3::4].sum() < 64  # both kinds met
+    g = np.tile(np.array([np.nan, 1.0, 2.0, np.inf]), 64)
+    y.backward(tc.tensor(g))
+    np.testing.assert_array_equal(t.grad.numpy(), g * kept / (1.0 - p) if p < 1 else g * 0.0)
+
+
 def test_dropout_same_result_at_1_and_2_threads():
     x = tc.tensor(rand(np.random.default_rng(4), 300, 300, dtype=np.float32))
     assert x.size >= dropout_kernels.PARALLEL_MIN

@@ -131,11 +131,18 @@ def backward(root: Tensor, grad: Tensor | None = None) -> None:
 
     order = _topological_order(root)
     grads: dict[int, Any] = {id(root): grad}
+    handed: set[int] = set()  # the memory given to leaves so far (alive: they hold it)
     for node in order:  # outputs first
         g = grads.pop(id(node), None)
         fn = node._ctx
         if fn is None:  # a leaf: accumulate
             if g is not None and node.requires_grad:
+                base = getattr(g, "base", None)  # a NumPy view's owner
+                key = id(g if base is None else base)
+                if key in handed:  # one array for two leaves (x + y): each gets its own
+                    g = node._backend.copy(g)
+                    key = id(g)
+                handed.add(key)
                 node._accumulate_grad(g)
             continue
         if g is None:

@@ -27,8 +27,9 @@ class Tensor:
     Parameters
     ----------
     data : array-like
-        NumPy array, nested lists or a scalar.  Float NumPy arrays keep their dtype (float32 or
-        float64); Python floats become float32 and Python ints int64, as in PyTorch.
+        NumPy array, nested lists, a scalar or a Tensor.  Float NumPy arrays keep their dtype
+        (float32 or float64); Python floats become float32 and Python ints int64, as in
+        PyTorch.  A writable NumPy array is shared; a Tensor is copied.
     requires_grad : bool
         Accumulate d(loss)/d(self) into ``.grad`` on ``backward``.
     device : str
@@ -41,8 +42,8 @@ class Tensor:
 
     def __init__(self, data: Any, requires_grad: bool = False, device: str = "cpu", dtype=None):
         device = check_device(device)
-        if isinstance(data, Tensor):
-            data = data.numpy()
+        if isinstance(data, Tensor):  # a new tensor, as torch.tensor(t): never a view of t
+            data = data.numpy().copy() if data.device == "cpu" else data.numpy()
         array = _as_array(data, dtype)
         if requires_grad and array.dtype not in _FLOAT_DTYPES:
             raise TypeError(

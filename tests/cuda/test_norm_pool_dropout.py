@@ -54,6 +54,15 @@ def test_dropout_same_mask_from_the_same_seed(p):
     assert out.device == "cuda"
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in multiply")
+@pytest.mark.parametrize("p", [0.5, 1.0])
+def test_dropout_of_nan_and_inf_as_on_the_cpu(p):
+    """A dropped element is multiplied by 0 on both devices: NaN and inf become NaN."""
+    x = np.tile(np.array([np.nan, np.inf, -np.inf, 1.0]), 8).reshape(4, 8)
+    out = same_on_both(lambda x: F.dropout(x, p, True, generator=7), [x], **TOL).numpy()
+    assert np.isnan(out[np.isinf(x) & ~np.isinf(out)]).all()
+
+
 @pytest.mark.parametrize(
     "k,s,pad,d",
     [

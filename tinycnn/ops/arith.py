@@ -11,9 +11,27 @@ from ..tensor import Tensor, check_same_float_dtype
 from ._validate import tensor_arg
 
 
+def check_broadcast(
+    op: str, a_shape: tuple, b_shape: tuple, what: str = "shapes", skip: int = 0
+) -> None:
+    """Refuse shapes NumPy's rule cannot broadcast (aligned from the right, each pair of sizes
+    equal or one of them 1), naming the op and the first axis that breaks it (counted past the
+    ``skip`` last axes of the operands, which are not broadcast)."""
+    for axis in range(-1, -min(len(a_shape), len(b_shape)) - 1, -1):
+        p, q = a_shape[axis], b_shape[axis]
+        if p != q and p != 1 and q != 1:
+            raise ValueError(
+                f"{op}: {what} {a_shape} and {b_shape} cannot be broadcast: axis {axis - skip} has "
+                f"{p} against {q} (aligned from the last axis, sizes must be equal or one of "
+                "them 1)"
+            )
+
+
 class _Binary(Function):
     def forward(self, a, b):
         self.a_shape, self.b_shape = tuple(a.shape), tuple(b.shape)
+        if self.a_shape != self.b_shape:
+            check_broadcast(type(self).__name__.lower(), self.a_shape, self.b_shape)
         if a.dtype != b.dtype:
             raise TypeError(
                 f"{type(self).__name__.lower()}: operands have different dtypes "
@@ -122,6 +140,9 @@ class MatMul(Function):
                 f"matmul: inner dimensions differ: {tuple(a.shape)} @ {tuple(b.shape)} "
                 f"({ka} != {kb})"
             )
+        if a.ndim > 2 and b.ndim > 2:
+            batch_a, batch_b = tuple(a.shape[:-2]), tuple(b.shape[:-2])
+            check_broadcast("matmul", batch_a, batch_b, f"{a.shape} @ {b.shape}: batch", skip=2)
         if a.dtype != b.dtype:
             raise TypeError(f"matmul: operands have different dtypes ({a.dtype} and {b.dtype})")
         B = get_backend(self.device)

@@ -18,8 +18,9 @@ class Dropout(Function):
         self.shape, self.p = tuple(x.shape), p
         if p == 0.0:
             return B.copy(x)
-        if p == 1.0:
-            return B.zeros(self.shape, x.dtype)
+        if p == 1.0:  # x * 0, as torch: zeros, with NaN where x is NaN or infinite
+            with np.errstate(invalid="ignore"):  # inf * 0: no NumPy warning (torch gives none)
+                return B.mul(x, B.scalar(0, x.dtype))
         xf = B.reshape(B.contiguous(x), (-1,))
         out = B.empty(xf.shape, x.dtype)
         self.mask = B.empty(xf.shape, np.uint8)
@@ -31,7 +32,8 @@ class Dropout(Function):
         if self.p == 0.0:
             return (g,)
         if self.p == 1.0:
-            return (B.zeros(self.shape, g.dtype),)
+            with np.errstate(invalid="ignore"):
+                return (B.mul(g, B.scalar(0, g.dtype)),)
         gf = B.reshape(B.contiguous(g), (-1,))
         out = B.empty(gf.shape, g.dtype)
         get_kernels(self.device, "dropout").dropout_backward(gf, self.mask, self.p, out)
@@ -48,7 +50,8 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) ->
     x : Tensor
         Float32 or float64, any shape.
     p : float
-        Drop probability in ``[0, 1]``; ``p = 1`` gives zeros, ``p = 0`` a copy.
+        Drop probability in ``[0, 1]``; ``p = 1`` gives zeros, ``p = 0`` a copy.  A dropped
+        element is multiplied by 0, as in PyTorch: a NaN or an infinity stays NaN.
     training : bool
         When False, ``x`` itself is returned (no copy, no random draw).
     generator : numpy.random.Generator, int or None

@@ -22,7 +22,7 @@ def _forward_block(x, u, p, scale, out, mask):
     for i in range(x.size):
         keep = u[i] >= p  # P(keep) = 1 - p for u uniform in [0, 1)
         mask[i] = keep
-        out[i] = x[i] * scale if keep else 0.0
+        out[i] = x[i] * (scale if keep else 0.0)  # x * 0: NaN stays NaN, as in torch
 
 
 @njit(parallel=True)
@@ -34,7 +34,8 @@ def _forward_par(x, u, p, scale, out, mask):
 
 
 def dropout_forward(x, u, p, out, mask):
-    """``out = x / (1 - p)`` where ``u >= p``, else 0; the keep mask (uint8) into ``mask``.
+    """``out = x / (1 - p)`` where ``u >= p``, else ``x * 0``; the keep mask (uint8) into
+    ``mask``.
 
     ``x``, ``u``, ``out``, ``mask`` are flat and of one length; ``0 <= p < 1``.
     """
@@ -48,7 +49,7 @@ def dropout_forward(x, u, p, out, mask):
 @njit
 def _backward_block(g, mask, scale, out):
     for i in range(g.size):
-        out[i] = g[i] * scale if mask[i] else 0.0
+        out[i] = g[i] * (scale if mask[i] else 0.0)
 
 
 @njit(parallel=True)
@@ -60,7 +61,7 @@ def _backward_par(g, mask, scale, out):
 
 
 def dropout_backward(g, mask, p, out):
-    """``out = g / (1 - p)`` where the forward kept the unit, else 0."""
+    """``out = g / (1 - p)`` where the forward kept the unit, else ``g * 0``."""
     scale = 1.0 / (1.0 - p)
     if g.size >= PARALLEL_MIN:
         _backward_par(g, mask, scale, out)

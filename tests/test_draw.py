@@ -111,12 +111,42 @@ def _blocks_model(n_blocks, per_block=5, same=True):
 
 def test_large_graph_collapses_with_a_note():
     m = _blocks_model(60)  # 300 layers
-    with pytest.warns(UserWarning, match="collapsed to depth"):
+    note = (
+        "300 layers: blocks collapsed to depth 0 for legibility; to expand, pass depth=N "
+        "(command line: --depth N) for that depth, or max_nodes=None (command line: "
+        "--max-nodes 0) for every layer"
+    )
+    with pytest.warns(UserWarning) as caught:
         source = m.to_dot()
-    assert "300 layers: blocks collapsed to depth 0" in source
+    assert [str(w.message) for w in caught] == [f'draw "deep": {note}']
+    assert f'label="deep\\n{note}"' in source  # the diagram's title says the same
     assert source.count("[label=<") == 61
     assert m.to_dot(max_nodes=None).count("[label=<") == 301
     assert m.to_dot(depth=1).count("[label=<") == 301  # an explicit depth is obeyed
+
+
+def test_the_collapse_notes_command_line_flag_expands(tmp_path, capsys):
+    from tinycnn import cli
+
+    builder = tmp_path / "deep.py"
+    builder.write_text(
+        "import tinycnn as tc\n"
+        "from tinycnn import layers as L\n\n\n"
+        "def deep():\n"
+        "    x = inp = tc.Input((4, 6, 6))\n"
+        "    for i in range(60):\n"
+        "        with tc.block(f'unit{i}'):\n"
+        "            for j in range(5):\n"
+        "                x = L.Conv2D(4, 1, name=f'conv{j}')(x)\n"
+        "    return tc.Model(inp, x, name='deep')\n"
+    )
+    gv = tmp_path / "deep.gv"
+    assert cli.main(["draw", f"{builder}:deep", "-o", str(gv)]) == 0
+    assert "--max-nodes 0" in capsys.readouterr().err
+    assert gv.read_text().count("[label=<") == 61
+    assert cli.main(["draw", f"{builder}:deep", "--max-nodes", "0", "-o", str(gv)]) == 0
+    assert "collapsed" not in capsys.readouterr().err
+    assert gv.read_text().count("[label=<") == 301
 
 
 def test_collapse_repeated_blocks():

@@ -1,6 +1,8 @@
 """Layers: argument checks, shape errors that name the layer and the rule, shape inference equal
 to what the kernels produce (hypothesis), and numerics against NumPy and torch."""
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -188,9 +190,14 @@ def test_merge_layers_name_every_mismatching_input():
     with pytest.raises(ValueError) as err:
         L.Add(name="add")([a, b, c])
     msg = str(err.value)
-    assert msg.startswith('Add layer "add": all inputs must have the same shape')
-    assert 'input 1 "b" has (None, 8, 4, 4)' in msg and 'input 2 "c" has (None, 4, 8, 8)' in msg
-    assert 'input 0 "a" has (None, 8, 8, 8)' in msg and "project the shortcut" in msg
+    assert msg == (
+        'Add layer "add": inputs must have the same shape, or 1 on an axis to broadcast '
+        "along it; "
+        'input 0 "a" has (None, 8, 8, 8) but '
+        'input 1 "b" has (None, 8, 4, 4) (axis 2: 4 is not 8 or 1, axis 3: 4 is not 8 or 1); '
+        'input 2 "c" has (None, 4, 8, 8) (axis 1: 4 is not 8 or 1). For a residual connection, '
+        "project the shortcut (a 1×1 Conv2D with the right filters and strides) to match."
+    )
     with pytest.raises(ValueError) as err:
         L.Concatenate(name="cat")([a, b, c])
     msg = str(err.value)
@@ -202,6 +209,132 @@ def test_merge_layers_name_every_mismatching_input():
         L.Add(name="add2")(a)
     with pytest.raises(ValueError, match='input 1 "flatten" is 2-d'):
         L.Concatenate(name="cat2")([a, L.Flatten()(a)])
+
+
+def test_elementwise_merge_errors_state_the_broadcast_rule_and_a_fitting_hint():
+    clear_session()
+    x = tc.Input((4, 8, 8), name="x")
+    row, col = tc.Input((4, 1, 8), name="row"), tc.Input((4, 8, 1), name="col")
+    wrong = tc.Input((3, 8, 8), name="wrong")
+    with pytest.raises(ValueError) as err:
+        L.Multiply(name="gate")([row, col, wrong])
+    msg = str(err.value)
+    # the inputs that fit are named with the shape they broadcast to; the hint is a gate's
+    assert msg == (
+        'Multiply layer "gate": inputs must have the same shape, or 1 on an axis to broadcast '
+        "along it; "
+        'input 0 "row" and input 1 "col" broadcast to (None, 4, 8, 8) but '
+        'input 2 "wrong" has (None, 3, 8, 8) (axis 1: 3 is not 4 or 1). To gate a map per '
+        "channel (squeeze-and-excitation), give the gate size 1 on height and width: "
+        "Reshape((3, 1, 1)) of a Dense(3) output for the (None, 3, 8, 8) map "
+        "(Reshape((1, 1, C)) when channels are last); to gate per pixel, give it 1 channel: "
+        "(None, 1, 8, 8)."
+    )
+    assert "residual" not in msg
+    with pytest.raises(ValueError, match="project the shortcut") as err:
+        L.Add(name="res")([x, wrong])
+    assert "squeeze" not in str(err.value)
+    # a (None, C) gate of another rank: the Reshape that lines it up, with its numbers
+    gate = L.Dense(4, activation="sigmoid", name="fc")(L.GlobalAveragePooling2D()(x))
+    with pytest.raises(ValueError) as err:
+        L.Multiply(name="scale")([x, gate])
+    assert str(err.value) == (
+        'Multiply layer "scale": inputs must have the same rank to broadcast, input 0 "x" is '
+        '4-d (None, 4, 8, 8) but input 1 "fc" is 2-d (None, 4). Reshape((4, 1, 1)) makes '
+        'input 1 "fc" (None, 4, 1, 1), which broadcasts over the height and width of '
+        "(None, 4, 8, 8)."
+    )
+    with pytest.raises(ValueError, match=r'input 1 "flat" is 2-d \(None, 256\)\. Reshape the'):
+        L.Add(name="add")([x, L.Flatten(name="flat")(x)])
+
+
+BROADCASTS = [
+    [(4, 8, 8), (1, 8, 8)],  # one map for every channel (a spatial gate)
+    [(4, 8, 8), (4, 1, 1)],  # one value per channel (a squeeze-and-excitation gate)
+    [(1, 8, 8), (4, 1, 1)],  # both broadcast: neither is the output's shape
+    [(4, 1, 8), (4, 8, 1), (1, 1, 1)],
+    [(3,), (1,)],
+]
+
+
+@pytest.mark.parametrize("shapes", BROADCASTS, ids=lambda s: "+".join(map(str, s)))
+@pytest.mark.parametrize("kind", ["Add", "Multiply"])
+def test_elementwise_merges_broadcast_size_one_axes_forward_and_backward(kind, shapes):
+    clear_session()
+    arrays = [rand(2, *s, seed=i, dtype=np.float64) for i, s in enumerate(shapes)]
+    want = np.broadcast_shapes(*(a.shape for a in arrays))
+    inputs = [tc.Input(s, dtype="float64") for s in shapes]
+    y = getattr(L, kind)()(inputs)
+    assert y.shape == (None, *want[1:])
+    model = tc.Model(inputs, y)
+    xs = [tc.tensor(a, requires_grad=True) for a in arrays]
+    out = model(xs)
+    ref = arrays[0]
+    for a in arrays[1:]:
+        ref = ref + a if kind == "Add" else ref * a
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-12)
+    # backward: the upstream gradient (times the other factors) summed over the axes that
+    # were broadcast, as NumPy's rule implies
+    g = rand(*want, seed=9, dtype=np.float64)
+    out.backward(tc.tensor(g))
+    for i, (a, x) in enumerate(zip(arrays, xs)):
+        others = [b for j, b in enumerate(arrays) if j != i]
+        full = functools.reduce(np.multiply, others, g) if kind == "Multiply" else g
+        axes = tuple(k for k, n in enumerate(a.shape) if n == 1 and want[k] > 1)
+        np.testing.assert_allclose(x.grad.numpy(), full.sum(axis=axes, keepdims=True), rtol=1e-10)
+    gradcheck(lambda *t: model(list(t)), [tc.tensor(a, requires_grad=True) for a in arrays])
+
+
+def test_a_squeeze_and_excitation_gate_scales_each_channel():
+    clear_session()
+    x = inp = tc.Input((4, 5, 5), dtype="float64")
+    s = L.GlobalAveragePooling2D(name="squeeze")(x)
+    s = L.Dense(4, activation="sigmoid", name="excite")(s)
+    s = L.Reshape((4, 1, 1), name="gate")(s)
+    y = L.Multiply(name="scale")([x, s])
+    z = x * s  # the symbolic product is the same layer
+    assert y.shape == z.shape == (None, 4, 5, 5)
+    model = tc.Model(inp, [y, z])
+    data = rand(3, 4, 5, 5, dtype=np.float64)
+    w, b = model.get_layer("excite").kernel.numpy(), model.get_layer("excite").bias.numpy()
+    gate = 1 / (1 + np.exp(-(data.mean(axis=(2, 3)) @ w.T + b)))
+    for out in model(data):
+        np.testing.assert_allclose(out.numpy(), data * gate[:, :, None, None], rtol=1e-12)
+
+
+def test_an_image_layer_on_a_3d_input_says_the_channel_axis_is_missing():
+    clear_session()
+    with pytest.raises(ValueError) as err:
+        L.Conv2D(2, 3, name="c")(tc.Input((32, 28)))
+    assert str(err.value) == (
+        'Conv2D layer "c": expects a 4-d input (batch, channels, height, width) (batch '
+        "included), got input shape (None, 32, 28) (3-d). A 3-d input has height and width but "
+        "no channel axis: for one-channel images use Input((1, 32, 28)) and data of shape "
+        "(N, 1, 32, 28) (x[:, None]); after a layer, Reshape((1, 32, 28))."
+    )
+    with pytest.raises(ValueError) as err:
+        L.Conv2D(2, 3, data_format="channels_last", name="c")(tc.Input((32, 28)))
+    assert "(batch, height, width, channels)" in str(err.value)
+    assert str(err.value).endswith(
+        "use Input((32, 28, 1)) and data of shape (N, 32, 28, 1) (x[..., None]); after a "
+        "layer, Reshape((32, 28, 1))."
+    )
+    for layer in (
+        L.MaxPool2D(name="p"),
+        L.AveragePooling2D(name="a"),
+        L.DepthwiseConv2D(3, name="d"),
+        L.SeparableConv2D(2, 3, name="s"),
+        L.GlobalAveragePooling2D(name="g"),
+        L.ZeroPadding2D(name="z"),
+    ):
+        with pytest.raises(ValueError, match=r"no channel axis: .*Input\(\(1, 32, 28\)\)"):
+            layer(tc.Input((32, 28)))
+    # flat features (a Dense output) fed to a conv: the Flatten hint, not the channel one
+    with pytest.raises(ValueError) as err:
+        L.Conv2D(2, 3, name="c")(L.Dense(10)(tc.Input((5,))))
+    assert str(err.value).endswith(
+        "got input shape (None, 10) (2-d). Flatten/Reshape comes after convolutions, not before."
+    )
 
 
 def test_dense_on_wrong_features_and_dtype_mix():

@@ -121,7 +121,20 @@ def test_explain_per_axis_dilation_nested_and_larger_than_input():
     text = model.explain(return_string=True, receptive_field=True)
     assert "H: r = 6 + (1 − 1)·2 = 6, j = 2·1 = 2; W: r = 6 + (3 − 1)·2 = 10" in text
     assert "RF 5×5, jump 1: r = 1 + 2·(3 − 1)·1 = 5" in text  # dilation 2
-    assert "its own field R×R, jump J: H: r = 22 + (3 − 1)·4 = 30" in text
+    # the inner model's own field and jump, per axis: its (3, 1) kernel with strides (1, 2)
+    assert (
+        "| RF 30×22, jump 4×8: its own field 3×1, jump 1×2: H: r = 22 + (3 − 1)·4 = 30, "
+        "j = 4·1 = 4; W: r = 22 + (1 − 1)·4 = 22, j = 4·2 = 8"
+    ) in text
+    clear_session()
+    inner_in = tc.Input((2, 12, 12))
+    inner = tc.Model(inner_in, L.Conv2D(2, 3, strides=2)(L.Conv2D(2, 3)(inner_in)))
+    inp = tc.Input((2, 28, 28))
+    outer = tc.Model(inp, inner(L.Conv2D(2, 3, strides=2)(inp)))
+    line = outer.explain(return_string=True, receptive_field=True).splitlines()[-3]
+    assert line.endswith(
+        "| RF 11×11, jump 4: its own field 5×5, jump 2: r = 3 + (5 − 1)·2 = 11, j = 2·2 = 4"
+    )
     clear_session()
     inp = tc.Input((1, 8, 8))
     deep = L.Conv2D(1, 5, padding="same")(L.Conv2D(1, 5, padding="same")(inp))
@@ -269,3 +282,36 @@ def test_flatten_and_reshape_move_pixels_without_mixing_them():
     x = L.Reshape((2, 49), name="folded")(L.Conv2D(2, 3)(inp))
     lines = tc.Model(inp, x).explain(return_string=True, receptive_field=True).splitlines()
     assert lines[-1].startswith("Receptive field: unknown from folded on (Reshape to several axes")
+
+
+def test_a_broadcast_gate_makes_the_field_whole_or_unknown():
+    """Multiply by a (C, 1, 1) gate from global pooling: every output pixel reads the whole
+    input (the gradient of one pixel reaches all of them).  A gate of height 1 that does not
+    see the whole input is read by every row: no one field per pixel from there."""
+    clear_session()
+    inp = tc.Input((2, 9, 9), dtype="float64")
+    x = L.Conv2D(2, 3, padding="same", kernel_initializer="ones")(inp)
+    gate = L.GlobalAveragePooling2D()(x)
+    gate = L.Dense(2, activation="sigmoid", kernel_initializer="ones", name="excite")(gate)
+    model = tc.Model(inp, L.Multiply(name="scale")([x, L.Reshape((2, 1, 1))(gate)]))
+    fields = receptive_fields(model)
+    scale = next(n for n in model.graph if model.graph.nodes[n]["name"] == "scale")
+    assert fields[scale].size is None and fields[scale].known
+    assert _footprint(model, np.ones((1, 2, 9, 9)), 0, 0) == ((0, 8), (0, 8))
+
+    clear_session()
+    inp = tc.Input((2, 9, 9))
+    x = L.Conv2D(2, 3, padding="same")(inp)
+    row = L.AveragePooling2D((9, 1), strides=(9, 1), name="row")(x)  # (2, 1, 9): r 11×3
+    model = tc.Model(inp, L.Add(name="add")([x, row]))
+    lines = model.explain(return_string=True, receptive_field=True).splitlines()
+    assert lines[-4].startswith("row ") and lines[-4].endswith(
+        "→ 1×9×2 | RF 11×3, jump 9×1: H: r = 3 + (9 − 1)·1 = 11, j = 1·9 = 9; "
+        "W: r = 3 + (1 − 1)·1 = 3, j = 1·1 = 1"
+    )
+    assert lines[-3].endswith(
+        'Add: 9×9×2 + 1×9×2 (size-1 axes broadcast) → 9×9×2 | RF: unknown: input 1 "row" is '
+        "broadcast from height 1: every output row reads its one row, so the field depends on "
+        "where a pixel is"
+    )
+    assert lines[-1].startswith("Receptive field: unknown from add on (input 1")

@@ -123,6 +123,32 @@ def test_summary_marks_shared_layers():
     assert _number(text, "Total params") == 10
 
 
+def test_explain_params_of_shared_layers_add_up_to_the_total():
+    """A shared layer's weights are counted on its first call's line only; later calls say
+    whose they are, so the lines add up to count_params()."""
+    inner_in = tc.Input((4, 8, 8), name="inner_in")
+    inner = tc.Model(inner_in, L.Conv2D(4, 1, name="pw")(inner_in), name="inner")
+    conv = L.Conv2D(4, 3, padding="same", name="conv")
+    bn = L.BatchNormalization(name="bn")
+    dense = L.Dense(4, name="fc")
+    x = inp = tc.Input((4, 8, 8), name="image")
+    x = inner(bn(conv(bn(conv(x)))))
+    x = inner(x)
+    y = dense(dense(L.GlobalAveragePooling2D(name="gap")(x)))
+    model = tc.Model(inp, y)
+    lines = model.explain(return_string=True).splitlines()
+    by_name = {line.split()[0]: line for line in lines[1:-1]}
+    assert by_name["conv[1]"].endswith("→ 8×8×4; params shared with conv")
+    assert by_name["bn[1]"].endswith("; params shared with bn")
+    assert by_name["inner[1]"].endswith("; params shared with inner")
+    assert by_name["fc[1]"].endswith("  Dense 4: 4 → 4; params shared with fc")
+    assert by_name["conv"].endswith("; params (3·3·4 + 1)·4 = 148")
+    counted = [re.search(r"; params (?:.* = )?([\d,]+)", line) for line in lines[1:-1]]
+    total = sum(int(m.group(1).replace(",", "")) for m in counted if m)
+    assert total == model.count_params() == 148 + 16 + 20 + 20
+    assert lines[-1] == f"Total: {model.count_params():,} parameters"
+
+
 def test_explain_lenet5_walkthrough():
     text = lenet5().explain(return_string=True)
     lines = text.splitlines()
@@ -147,6 +173,10 @@ def test_explain_branches_residuals_and_asymmetric_padding():
     text = mini_inception().explain(return_string=True)
     assert "Concatenate channels: 8 + 8 + 16 = 32 → 16×16×32" in text
     assert "Add: 16×16×16 + 16×16×16 (shapes agree) → 16×16×16" in text
+    x = tc.Input((8, 6, 6), name="x")
+    gate = L.Reshape((8, 1, 1), name="gate")(L.GlobalAveragePooling2D()(x))
+    lines = tc.Model(x, x * gate).explain(return_string=True).splitlines()
+    assert lines[-2].endswith("Multiply: 6×6×8 ⊙ 1×1×8 (size-1 axes broadcast) → 6×6×8")
     assert "BatchNormalization: shape unchanged → 16×16×16; params 4·16 = 64 (32 trainable)" in text
     assert "MaxPool2D 3×3 S=1 P=same: W2 = (16 − 3 + 2·1)/1 + 1 = 16" in text
     inp = tc.Input((3, 15, 12))

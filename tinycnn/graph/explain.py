@@ -64,8 +64,16 @@ def _conv_params(layer) -> str:
     return f"{dw} + {pw}{bias} = {n:,}"
 
 
-def explain_node(layer, in_shapes, out_shapes, last_in: bool, last_out: bool) -> str:
-    """One layer's walk-through line (without the name column)."""
+def explain_node(
+    layer, in_shapes, out_shapes, last_in: bool, last_out: bool, shared_with: str | None = None
+) -> str:
+    """One layer's walk-through line (without the name column); ``shared_with``: the name of
+    the layer's first call when this is a later one, whose weights it reuses (their count is
+    given on that line only, so the lines add up to the model's total)."""
+
+    def params(count: str) -> str:
+        return f"params shared with {shared_with}" if shared_with else f"params {count}"
+
     kind = type(layer).__name__
     out = out_shapes[0]
     ins = in_shapes
@@ -87,7 +95,7 @@ def explain_node(layer, in_shapes, out_shapes, last_in: bool, last_out: bool) ->
         )
         act = f", then {layer.activation_name}" if layer.activation_name else ""
         desc = desc.rsplit(" " + layer.activation_name, 1)[0] if layer.activation_name else desc
-        return f"{kind} {desc}: {f} → {shape_out}{act}; params {_conv_params(layer)}"
+        return f"{kind} {desc}: {f} → {shape_out}{act}; {params(_conv_params(layer))}"
     if kind in ("MaxPool2D", "AveragePooling2D"):
         f = _window_formulas(
             layer,
@@ -111,10 +119,8 @@ def explain_node(layer, in_shapes, out_shapes, last_in: bool, last_out: bool) ->
         n_in = ins[0][-1]
         bias = f" + {layer.units}" if layer.use_bias else ""
         act = f", then {layer.activation_name}" if layer.activation_name else ""
-        return (
-            f"Dense {layer.units}: {hwc(ins[0], last_in)} → {shape_out}{act}; params "
-            f"{n_in}·{layer.units}{bias} = {layer.count_params():,}"
-        )
+        count = f"{n_in}·{layer.units}{bias} = {layer.count_params():,}"
+        return f"Dense {layer.units}: {hwc(ins[0], last_in)} → {shape_out}{act}; {params(count)}"
     if kind == "Concatenate":
         axis = layer.axis % len(out)
         if len(out) == 4 and axis == (3 if last_out else 1):
@@ -124,7 +130,10 @@ def explain_node(layer, in_shapes, out_shapes, last_in: bool, last_out: bool) ->
         return f"Concatenate axis {axis}: {parts} = {out[axis]} → {shape_out}"
     if kind in ("Add", "Multiply"):
         op = " + " if kind == "Add" else " ⊙ "
-        return f"{kind}: {op.join(hwc(s, last_in) for s in ins)} (shapes agree) → {shape_out}"
+        rule = (
+            "shapes agree" if all(tuple(s) == tuple(out) for s in ins) else "size-1 axes broadcast"
+        )
+        return f"{kind}: {op.join(hwc(s, last_in) for s in ins)} ({rule}) → {shape_out}"
     if kind == "ZeroPadding2D":
         (t, b), (l, r) = layer.padding
         s = ins[0]
@@ -137,16 +146,14 @@ def explain_node(layer, in_shapes, out_shapes, last_in: bool, last_out: bool) ->
         c = layer._channels
         n = layer.count_params()
         per = 2 + int(layer.scale) + int(layer.center)
-        return (
-            f"BatchNormalization: shape unchanged → {shape_out}; params {per}·{c} = {n:,} "
-            f"({(per - 2) * c:,} trainable)"
-        )
+        count = f"{per}·{c} = {n:,} ({(per - 2) * c:,} trainable)"
+        return f"BatchNormalization: shape unchanged → {shape_out}; {params(count)}"
     if kind == "Reshape":
         return f"Reshape: {hwc(ins[0], last_in)} → {shape_out}"
     if layer.family == "model":
         return (
             f"{kind} ({desc}): {', '.join(hwc(s) for s in ins)} → "
-            f"{', '.join(hwc(s) for s in out_shapes)}; params {layer.count_params():,}"
+            f"{', '.join(hwc(s) for s in out_shapes)}; {params(f'{layer.count_params():,}')}"
         )
     label = f"{kind} {desc}".rstrip()
     if all(tuple(s) == tuple(out) for s in ins):
@@ -220,13 +227,22 @@ def explain(
         fields = receptive_fields(model)
     layout = layouts(model)
     rows = []
+    first_call: dict[int, str] = {}  # layer -> the name of its first call in this model
     for n in g:
         d = g.nodes[n]
         layer = d["layer"]
         preds = list(g.predecessors(n))
         last_in = layout[preds[0]] if preds else layout[n]
         last_out = layout[n]
-        text = explain_node(layer, d["input_shapes"], d["output_shapes"], last_in, last_out)
+        shared_with = first_call.setdefault(id(layer), d["name"])
+        text = explain_node(
+            layer,
+            d["input_shapes"],
+            d["output_shapes"],
+            last_in,
+            last_out,
+            shared_with if shared_with != d["name"] else None,
+        )
         if receptive_field:
             text += _field_text(fields[n], fields[preds[0]] if preds else None)
         rows.append((d["name"], text))

@@ -10,14 +10,16 @@ A pixel of the next map sees ``d·(k − 1) + 1`` pixels of this one; neighbouri
 input pixels each.  Pointwise layers (activations, batch norm, dropout, padding) change
 neither.  A merge (``Add``, ``Concatenate``) sees the union of its inputs' fields: each field
 also keeps where it starts (``start' = start − p·j`` for a top/left padding ``p``), so two
-branches that look at offset regions (a padded 2×2 conv beside a "same" one) add up.  After
-``Dense`` on flat features or global pooling every output sees the whole input.  ``Flatten``
-only moves values, each keeping its pixel's field (a ``Reshape`` to several axes: unknown from
-there).  A ``Dense`` on an (H, W, C) map mixes each pixel's channels (a 1×1 window), and one on
-a (C, H, W) map its rows only (no longer one field per pixel: unknown from there).  Past
-a layer of another kind that resizes images (a user's own layer) the field is unknown, and
-said so, rather than guessed.
-A field may be larger than the input: the part outside it is padding.
+branches that look at offset regions (a padded 2×2 conv beside a "same" one) add up.  An
+``Add``/``Multiply`` that broadcasts an input of height or width 1 over the map (a gate) sees
+the whole input when that input does, else the field is unknown (it would depend on the
+pixel's position).  After ``Dense`` on flat features or global pooling every output sees the
+whole input.  ``Flatten`` only moves values, each keeping its pixel's field (a ``Reshape`` to
+several axes: unknown from there).  A ``Dense`` on an (H, W, C) map mixes each pixel's
+channels (a 1×1 window), and one on a (C, H, W) map its rows only (no longer one field per
+pixel: unknown from there).  Past a layer of another kind that resizes images (a user's own
+layer) the field is unknown, and said so, rather than guessed.  A field may be larger than the
+input: the part outside it is padding.
 """
 
 from __future__ import annotations
@@ -146,7 +148,36 @@ def _through_model(field: Field, inner: Field) -> Field:
         for r, j, R, J, r2, j2 in zip(field.size, field.jump, inner.size, inner.jump, size, jump)
     ]
     formula = parts[0] if parts[0] == parts[1] else f"H: {parts[0]}; W: {parts[1]}"
-    return Field(size, jump, f"its own field R×R, jump J: {formula}", start=start)
+    own = Field(inner.size, inner.jump).text().removeprefix("RF ")
+    return Field(size, jump, f"its own field {own}: {formula}", start=start)
+
+
+def _broadcast_pixels(d: dict, channels_last: bool) -> Field | None:
+    """An unknown field where an ``Add``/``Multiply`` repeats an input of height or width 1
+    over a larger map: every output row (or column) then reads that input's one row, whose
+    field stays in place, so how much of the input a pixel sees depends on where it is."""
+    out = (d["output_shapes"] or [()])[0]
+    if len(out) != 4:
+        return None
+    h, w = (1, 2) if channels_last else (2, 3)
+    for i, (s, t) in enumerate(zip(d["input_shapes"], d["node"].flat_inputs)):
+        if len(s) != 4:
+            continue
+        tall, wide = s[h] == 1 < out[h], s[w] == 1 < out[w]
+        if tall and wide:
+            how = "height and width 1: every output pixel reads its one pixel"
+        elif tall:
+            how = "height 1: every output row reads its one row"
+        elif wide:
+            how = "width 1: every output column reads its one column"
+        else:
+            continue
+        formula = (
+            f'input {i} "{t.name}" is broadcast from {how}, so the field depends on where a '
+            "pixel is"
+        )
+        return Field(None, None, formula, known=False)
+    return None
 
 
 def _image_input(d: dict) -> bool:
@@ -211,6 +242,8 @@ def receptive_fields(model) -> dict[int, Field]:
             here = here if here.size is None else _rearranged(here, kind, g.nodes[n])
         elif kind in _GLOBAL:
             here = _WHOLE if here.size is None and here.known else _BECOMES_WHOLE
+        elif kind in ("Add", "Multiply") and here.size is not None:
+            here = _broadcast_pixels(g.nodes[n], channels_last[n]) or here
         elif layer.family == "model":
             inner = receptive_fields(layer)
             outs = [inner[m] for m in layer.graph if layer.graph.out_degree(m) == 0]

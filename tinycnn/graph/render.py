@@ -87,8 +87,9 @@ def _choose_view(model, depth, collapse_repeated, fold, max_nodes) -> tuple[View
             if len(view.items) <= max_nodes:
                 break
         note = (
-            f"{total} layers: blocks collapsed to depth {d} for legibility; "
-            "pass depth=N (CLI: --depth N) and max_nodes=None to expand"
+            f"{total} layers: blocks collapsed to depth {d} for legibility; to expand, pass "
+            "depth=N (command line: --depth N) for that depth, or max_nodes=None "
+            "(command line: --max-nodes 0) for every layer"
         )
         warnings.warn(f'draw "{model.name}": {note}', stacklevel=3)
     return view, note
@@ -220,7 +221,8 @@ def draw(model, path: str | os.PathLike | None = None, **options) -> str:
         Resolution for ``.png``.
     max_nodes : int or None
         Above this many visible nodes (default 250) and without ``depth``, collapse to depth 1
-        (then 0) and say so in the diagram; ``None`` never collapses.
+        (then 0) and say so in the diagram; ``None`` never collapses (on the command line,
+        ``--max-nodes 0``).
 
     Returns
     -------

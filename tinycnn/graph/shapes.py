@@ -183,6 +183,27 @@ def check_rank(where: str, input_shape: Shape, rank: int, layout: str, hint: str
         )
 
 
+def check_image_rank(where: str, input_shape: Shape, channels_last: bool = False) -> None:
+    """An image layer's input must be 4-d; the hint names the likely cause: no channel axis
+    (3-d: the fix with the input's own numbers), or flat features from a Dense/Flatten (2-d)."""
+    layout = (
+        "(batch, height, width, channels)" if channels_last else "(batch, channels, height, width)"
+    )
+    hint = ""
+    if len(input_shape) == 3:
+        h, w = input_shape[1], input_shape[2]
+        one = f"{h}, {w}, 1" if channels_last else f"1, {h}, {w}"
+        add = "x[..., None]" if channels_last else "x[:, None]"
+        hint = (
+            f"A 3-d input has height and width but no channel axis: for one-channel images use "
+            f"Input(({one})) and data of shape (N, {one}) ({add}); after a layer, "
+            f"Reshape(({one}))."
+        )
+    elif len(input_shape) == 2:
+        hint = "Flatten/Reshape comes after convolutions, not before."
+    check_rank(where, input_shape, 4, layout, hint)
+
+
 def num_elements(shape: Shape) -> int:
     """Elements of one sample (the batch dimension excluded)."""
     return math.prod(int(s) for s in shape[1:])

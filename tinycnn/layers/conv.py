@@ -11,7 +11,7 @@ from __future__ import annotations
 from .. import activations
 from .. import functional as F
 from ..graph.layer import Layer, check_channels
-from ..graph.shapes import check_rank, fmt_shape, padding_arg, positive_pair, sliding_shape
+from ..graph.shapes import check_image_rank, fmt_shape, padding_arg, positive_pair, sliding_shape
 from ..tensor import Tensor
 from ._common import data_format_arg, positive_int, spatial_text, weight_args
 
@@ -60,18 +60,7 @@ class _Conv(Layer):
         return self.data_format == "channels_last"
 
     def _check_input(self, input_shape) -> int:
-        layout = (
-            "(batch, height, width, channels)"
-            if self.channels_last
-            else ("(batch, channels, height, width)")
-        )
-        check_rank(
-            self.where,
-            input_shape,
-            4,
-            layout,
-            "Flatten/Reshape comes after convolutions, not before.",
-        )
+        check_image_rank(self.where, input_shape, self.channels_last)
         axis = 3 if self.channels_last else 1
         check_channels(self, input_shape, axis, self._in_channels, "channels")
         return int(input_shape[axis])

@@ -8,7 +8,7 @@ import numbers
 from .. import activations
 from .. import functional as F
 from ..graph.layer import Layer, check_channels
-from ..graph.shapes import check_rank, fmt_shape, padding_arg
+from ..graph.shapes import check_image_rank, fmt_shape, padding_arg
 from ..ops.activation import clamp_max
 from ..random import as_generator
 from ._common import data_format_arg, positive_int, rate_arg, weight_args
@@ -355,12 +355,7 @@ class ZeroPadding2D(Layer):
 
     def compute_output_shape(self, input_shape):
         last = self.data_format == "channels_last"
-        check_rank(
-            self.where,
-            input_shape,
-            4,
-            "(batch, height, width, channels)" if last else "(batch, channels, height, width)",
-        )
+        check_image_rank(self.where, input_shape, last)
         (t, b), (l, r) = self.padding
         if last:
             n, h, w, c = input_shape

@@ -1,8 +1,10 @@
 """Merge layers: Concatenate, Add, Multiply.  Each takes a list of at least two inputs and names
-every input that does not fit when the shapes disagree."""
+every input that does not fit when the shapes disagree; Add and Multiply broadcast size-1 axes,
+as Keras' merge layers do."""
 
 from __future__ import annotations
 
+import math
 import numbers
 
 from ..graph.layer import Layer
@@ -33,28 +35,99 @@ class _Merge(Layer):
 
 
 class _Elementwise(_Merge):
-    """Inputs of one shape, combined value by value."""
+    """Inputs combined value by value.  Shapes broadcast as in Keras' merge layers (NumPy's
+    rule on the non-batch axes, one rank for all): on each axis every input has the same size
+    or 1, and the output takes the larger, so a ``(None, C, 1, 1)`` gate scales every pixel of a
+    ``(None, C, H, W)`` map."""
 
     def compute_output_shape(self, input_shapes):
         self._check_count(input_shapes)
-        ref = input_shapes[0]
         names = self._names(len(input_shapes))
-        bad = [i for i, s in enumerate(input_shapes) if tuple(s[1:]) != tuple(ref[1:])]
+        ref = input_shapes[0]
+        rank = len(ref)
+        bad = [i for i, s in enumerate(input_shapes) if len(s) != rank]
         if bad:
-            listed = "; ".join(f"{names[i]} has {fmt_shape(input_shapes[i])}" for i in bad)
-            raise ValueError(
-                f"{self.where}: all inputs must have the same shape, {names[0]} has "
-                f"{fmt_shape(ref)} but {listed}. For a residual connection, project the shortcut "
-                "(a 1×1 Conv2D with the right filters and strides) to match."
+            listed = "; ".join(
+                f"{names[i]} is {len(input_shapes[i])}-d {fmt_shape(input_shapes[i])}" for i in bad
             )
-        return ref
+            raise ValueError(
+                f"{self.where}: inputs must have the same rank to broadcast, {names[0]} is "
+                f"{rank}-d {fmt_shape(ref)} but {listed}. {_rank_hint(input_shapes, names)}"
+            )
+        # per axis, the first size other than 1 is the one the other inputs must have (or 1)
+        target = [next((s[a] for s in input_shapes if s[a] != 1), 1) for a in range(rank)]
+
+        def clashes(s):
+            return [a for a in range(1, rank) if s[a] not in (1, target[a])]
+
+        bad = [i for i, s in enumerate(input_shapes) if clashes(s)]
+        if bad:
+            fits = [i for i in range(len(input_shapes)) if i not in bad]
+            shapes = {tuple(input_shapes[i][1:]) for i in fits}
+            if len(shapes) == 1:
+                verb = "has" if len(fits) == 1 else "have"
+                agreed = f"{_and(names[i] for i in fits)} {verb} {fmt_shape(input_shapes[fits[0]])}"
+            else:
+                common = [ref[0]]
+                for a in range(1, rank):
+                    common.append(max(input_shapes[i][a] for i in fits))
+                agreed = f"{_and(names[i] for i in fits)} broadcast to {fmt_shape(common)}"
+            listed = "; ".join(
+                f"{names[i]} has {fmt_shape(input_shapes[i])} ("
+                + ", ".join(
+                    f"axis {a}: {input_shapes[i][a]} is not {target[a]} or 1"
+                    for a in clashes(input_shapes[i])
+                )
+                + ")"
+                for i in bad
+            )
+            raise ValueError(
+                f"{self.where}: inputs must have the same shape, or 1 on an axis to broadcast "
+                f"along it; {agreed} but {listed}. {self._hint(input_shapes)}"
+            )
+        return (ref[0], *target[1:])
+
+    def _hint(self, input_shapes) -> str:
+        """How to make the inputs fit, for this kind of merge."""
+        return "Give each input the same size on every axis, or size 1 where it should repeat."
 
     def describe(self) -> str:
         return ""
 
 
+def _and(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _rank_hint(input_shapes, names) -> str:
+    """The Reshape that lines a ``(None, C)`` input up with a 4-d map of ``C`` channels."""
+    maps = [s for s in input_shapes if len(s) == 4]
+    for i, s in enumerate(input_shapes):
+        if len(s) != 2 or not maps:
+            continue
+        c = s[1]
+        for m in maps:
+            if m[1] == c:
+                return (
+                    f"Reshape(({c}, 1, 1)) makes {names[i]} (None, {c}, 1, 1), which broadcasts "
+                    f"over the height and width of {fmt_shape(m)}."
+                )
+            if m[3] == c:
+                return (
+                    f"If {fmt_shape(m)} is channels-last, Reshape((1, 1, {c})) makes {names[i]} "
+                    f"(None, 1, 1, {c}), which broadcasts over its height and width."
+                )
+    return "Reshape the inputs to one rank, each with size 1 on the axes where it should repeat."
+
+
 class Add(_Elementwise):
-    """The sum of the inputs (a residual connection)."""
+    """The sum of the inputs (a residual connection); size-1 axes broadcast.
+
+    Shape
+    -----
+    Inputs of one rank whose every non-batch axis has one size or 1 → on each axis the larger.
+    """
 
     def call(self, inputs, training: bool = False):
         out = inputs[0]
@@ -62,15 +135,40 @@ class Add(_Elementwise):
             out = out + x
         return out
 
+    def _hint(self, input_shapes) -> str:
+        return (
+            "For a residual connection, project the shortcut (a 1×1 Conv2D with the right "
+            "filters and strides) to match."
+        )
+
 
 class Multiply(_Elementwise):
-    """The element-wise product of the inputs."""
+    """The element-wise product of the inputs; size-1 axes broadcast, so a ``(None, C, 1, 1)``
+    gate scales each channel of a ``(None, C, H, W)`` map (squeeze-and-excitation).
+
+    Shape
+    -----
+    Inputs of one rank whose every non-batch axis has one size or 1 → on each axis the larger.
+    """
 
     def call(self, inputs, training: bool = False):
         out = inputs[0]
         for x in inputs[1:]:
             out = out * x
         return out
+
+    def _hint(self, input_shapes) -> str:
+        maps = [s for s in input_shapes if len(s) == 4]
+        if not maps:
+            return super()._hint(input_shapes)
+        m = max(maps, key=lambda s: math.prod(s[1:]))
+        c = m[1]
+        return (
+            "To gate a map per channel (squeeze-and-excitation), give the gate size 1 on "
+            f"height and width: Reshape(({c}, 1, 1)) of a Dense({c}) output for the "
+            f"{fmt_shape(m)} map (Reshape((1, 1, C)) when channels are last); to gate per "
+            f"pixel, give it 1 channel: ({m[0]}, 1, {m[2]}, {m[3]})."
+        )
 
 
 class Concatenate(_Merge):

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import functional as F
 from ..graph.layer import Layer
-from ..graph.shapes import check_rank, padding_arg, positive_pair, sliding_shape
+from ..graph.shapes import check_image_rank, padding_arg, positive_pair, sliding_shape
 from ..tensor import Tensor
 from ._common import data_format_arg, spatial_text
 
@@ -54,12 +54,7 @@ class _Pool2D(Layer):
         return self.data_format == "channels_last"
 
     def compute_output_shape(self, input_shape):
-        layout = (
-            "(batch, height, width, channels)"
-            if self.channels_last
-            else ("(batch, channels, height, width)")
-        )
-        check_rank(self.where, input_shape, 4, layout)
+        check_image_rank(self.where, input_shape, self.channels_last)
         (h2, w2), _ = sliding_shape(
             self.where,
             input_shape,
@@ -208,8 +203,7 @@ class GlobalAveragePooling2D(Layer):
 
     def compute_output_shape(self, input_shape):
         last = self.data_format == "channels_last"
-        layout = "(batch, height, width, channels)" if last else "(batch, channels, height, width)"
-        check_rank(self.where, input_shape, 4, layout)
+        check_image_rank(self.where, input_shape, last)
         n, c = input_shape[0], input_shape[3 if last else 1]
         if not self.keepdims:
             return (n, c)

@@ -132,6 +132,33 @@ def test_model_files_that_fail_say_what_and_where(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
+def test_a_model_function_that_fails_says_its_line_by_a_relative_path(
+    tmp_path, monkeypatch, capsys
+):
+    """The function's own error (a typo, or a shape error of a layer it calls) names the line
+    of the file that raised it, whether the file is given by a relative path or as a module."""
+    (tmp_path / "mine.py").write_text(
+        "import tinycnn as tc\nimport tinycnn.layers as L\n\n\ndef typo():\n"
+        "    return undefined_name\n\n\ndef big_kernel():\n    x = tc.Input((1, 8, 8))\n"
+        "    return tc.Model(x, L.Conv2D(4, 11)(x))\n"
+    )
+    (tmp_path / "boom.py").write_text("raise RuntimeError('at import')\n")
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        ("mine.py:typo", "running 'mine.py' raised NameError: name 'undefined_name' is not "
+         "defined (line 6: return undefined_name)"),
+        ("mine:typo", "(line 6: return undefined_name)"),
+        ("mine.py:big_kernel", "H2 = (8 − 11 + 2·0)/1 + 1 = -2 is < 1"),
+        ("mine.py:big_kernel", "(line 11: return tc.Model(x, L.Conv2D(4, 11)(x)))"),
+        ("boom.py:f", "raised RuntimeError: at import (line 1: raise RuntimeError('at import'))"),
+    ]  # fmt: skip
+    for spec, message in cases:
+        with pytest.raises(SystemExit) as err:
+            cli.main(["summary", spec])
+        assert err.value.code == 2
+        assert message in capsys.readouterr().err
+
+
 def test_a_file_that_cannot_be_written_is_one_line(tmp_path, capsys):
     target = tmp_path / "missing" / "net.svg"
     with pytest.raises(SystemExit) as err:

@@ -317,6 +317,9 @@ def test_runs_lists_finished_and_stopped_runs(tmp_path, monkeypatch, capsys):
     assert rows[0][-1] == "finished" and rows[1][-1] == "stopped"
     assert rows[2][2] == "0/5" and lines[4].endswith("no epoch finished")
     assert lines[5] == f"resume runs/mnist_mlp-2: tinycnn train {model} --resume runs/mnist_mlp-2"
+    assert lines[6] == (
+        f"resume runs/mnist_mlp-10: tinycnn train {model} --resume runs/mnist_mlp-10"
+    )
     assert main(["runs", "lenet5"]) == 0
     assert "no runs of lenet5 in runs/" in capsys.readouterr().out
     (tmp_path / "runs" / "mnist_mlp-10" / "run.json").write_text("{broken")  # listed, not fatal
@@ -325,19 +328,31 @@ def test_runs_lists_finished_and_stopped_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_ctrl_c_before_the_first_step_says_nothing_was_saved(tmp_path, monkeypatch, capsys):
-    """Interrupted while fit checks the data (model.history does not exist yet)."""
+    """Interrupted while fit checks the data (model.history does not exist yet): --resume
+    starts the run again, with its settings, and ends where an uninterrupted run does."""
     import tinycnn.train.loop as loop
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.chdir(tmp_path)
+    check_inputs = loop.check_inputs
     monkeypatch.setattr(loop, "check_inputs", interrupted)
     argv = ["train", "tests.test_train_cli:mlp", "--epochs", "2", "--limit", "50", "--quiet"]
     assert main(argv) == 130
     assert (
-        "interrupted in epoch 1 of 2: no epoch finished, nothing saved" in capsys.readouterr().out
+        "interrupted in epoch 1 of 2: no epoch finished, nothing saved; start it again with its "
+        f"settings: `tinycnn train {argv[1]} --resume runs/mnist_mlp`" in capsys.readouterr().out
     )
+    monkeypatch.setattr(loop, "check_inputs", check_inputs)
+    assert main(["train", argv[1], "--resume", "--quiet"]) == 0  # from the start, its settings
+    assert "resuming runs/mnist_mlp at epoch 1: training" in capsys.readouterr().out
+    assert main([*argv, "--out", "whole"]) == 0  # the same run, never interrupted
+    run, whole = tmp_path / "runs" / "mnist_mlp", tmp_path / "whole"
+    a, b = np.load(run / "weights.npz"), np.load(whole / "weights.npz")
+    for key in b.files:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert (run / "log.csv").read_text() == (whole / "log.csv").read_text()
 
 
 def _files(directory):
@@ -502,8 +517,10 @@ def test_resume_refuses_files_tinycnn_train_did_not_write(tmp_path, monkeypatch,
     refused("--resume run: not a tinycnn train run to continue (it has no run.json)")
     (run / "checkpoint.npz").unlink()
     refused("(it has no run.json and no checkpoint.npz)")
-    (run / "run.json").write_text(settings)
-    refused("(it has no checkpoint.npz)")
+    (run / "run.json").write_text(settings)  # stopped before its first epoch ended
+    assert main(["train", model, "--resume", "run", "--quiet"]) == 0
+    assert "resuming run at epoch 1: training mnist_mlp" in capsys.readouterr().out
+    refused("--resume run: the run finished its 2 epochs already (its weights.npz is written)")
 
 
 def test_runs_lists_every_run_whatever_its_checkpoint_holds(tmp_path, monkeypatch, capsys):
@@ -577,7 +594,7 @@ def test_a_run_being_trained_is_locked_against_a_second_train(tmp_path, monkeypa
         with pytest.raises(SystemExit):
             main(["train", model, "--resume"])
         assert (
-            "no unfinished run of mnist_mlp in runs/ (one with a checkpoint.npz and no "
+            "no unfinished run of mnist_mlp in runs/ (one with a run.json and no "
             f"weights.npz yet); runs/mnist_mlp is being trained by process {holder.pid} now "
             "(not stopped)"
         ) in capsys.readouterr().err
@@ -626,3 +643,104 @@ def test_the_run_lock_admits_one_holder_at_a_time_under_contention(tmp_path):
     assert all(p.returncode == 0 for p in procs), [err for _, err in results]
     assert all(int(out) > 0 for out, _ in results)
     assert not (tmp_path / "train.lock").exists()
+
+
+def tiny_imagenet_head(input_shape=(1, 28, 28), num_classes=1000):
+    """A stand-in zoo builder: ImageNet's 1000 classes unless told otherwise."""
+    return tc.Sequential(
+        [tc.Input(input_shape), L.Flatten(), L.Dense(num_classes, activation="softmax")],
+        name="tiny_zoo",
+    )
+
+
+def test_a_zoo_model_is_built_with_one_output_per_class_of_the_dataset(
+    tmp_path, monkeypatch, capsys
+):
+    """Zoo builders default to ImageNet's 1000 classes; on a bundled dataset (10 classes) the
+    command line builds them with 10, as with --data.  A model of another width is refused
+    before any image is read or any run directory made."""
+    import zoo
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(zoo.MODELS, "tiny_zoo", tiny_imagenet_head)
+    argv = ["--epochs", "1", "--limit", "100", "--quiet", "--augment", "0"]
+    assert main(["train", "tiny_zoo", *argv]) == 0
+    assert (
+        json.loads((tmp_path / "runs" / "tiny_zoo" / "run.json").read_text())["num_classes"] == 10
+    )
+    assert main(["evaluate", "tiny_zoo", "--limit", "50"]) == 0
+    assert "tiny_zoo with runs/tiny_zoo/weights.npz on 50 mnist test images" in (
+        capsys.readouterr().out
+    )
+    for cmd in (["train", *argv], ["evaluate", "--limit", "50"]):
+        with pytest.raises(SystemExit) as e:
+            main([cmd[0], "tests.test_train_cli:mlp", "--num-classes", "3", *cmd[1:]])
+        assert e.value.code == 2
+        assert (
+            "mnist_mlp has 3 outputs but mnist has 10 classes: give --num-classes 10 (if MODEL "
+            "takes it) or a model with one output per class" in capsys.readouterr().err
+        )
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["tiny_zoo"]
+
+
+def two_heads(input_shape=(1, 28, 28), num_classes=10):
+    x = tc.Input(input_shape)
+    h = L.Flatten()(x)
+    return tc.Model(x, [L.Dense(num_classes)(h), L.Dense(1)(h)], name="two_heads")
+
+
+def test_bad_settings_are_refused_before_a_run_directory_is_made(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    model = "tests.test_train_cli:mlp"
+    cases = [
+        (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+        (["--limit", "0"], "argument --limit: must be >= 1, got 0"),
+        (["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+        (["--augment", "-1"], "argument --augment: must be >= 0, got -1"),
+        (["--val-split", "1.5"], "argument --val-split: must be in [0, 1), got 1.5"),
+        (["--lr", "nan"], "argument --lr: must be a finite number, got nan"),
+        (["--lr", "-1"], "argument --lr: must be >= 0, got -1"),
+        (["--augment", "28"], "--augment 28: must be smaller than the images' 28×28"),
+        (
+            ["--limit", "5"],
+            "--val-split 0.1 of 5 training images (--limit 5) holds out 0 to validate on and "
+            "leaves 5 to train on; both need images: give a larger --limit, or --val-split 0",
+        ),
+    ]
+    for flags, message in cases:
+        with pytest.raises(SystemExit) as e:
+            main(["train", model, "--epochs", "1", *flags])
+        assert e.value.code == 2
+        assert message in capsys.readouterr().err, flags
+    with pytest.raises(SystemExit):
+        main(["maps", model, "--index", "-1"])
+    assert "argument --index: must be >= 0, got -1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "tests.test_train_cli:two_heads", "--epochs", "1"])
+    assert (
+        "two_heads has 2 outputs ((None, 10), (None, 1)); tinycnn train, evaluate, predict and "
+        "maps take a classifier with one output" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "runs").exists()
+
+
+def test_out_never_overwrites_files_a_run_would_write(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "mywork"
+    mine.mkdir()
+    (mine / "log.csv").write_text("my notes\n")
+    (mine / "history.json").write_text("{}")
+    argv = ["train", "tests.test_train_cli:mlp", "--epochs", "1", "--limit", "100", "--quiet"]
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", "mywork"])
+    assert (
+        "--out mywork: holds log.csv, history.json, which a run writes; a run never overwrites "
+        "files it did not write: give another --out, or move them away first"
+    ) in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["history.json", "log.csv"]
+    assert (mine / "log.csv").read_text() == "my notes\n"
+    (mine / "log.csv").unlink()
+    (mine / "history.json").unlink()
+    (mine / "notes.txt").write_text("kept")  # other files may stay beside the run
+    assert main([*argv, "--out", "mywork"]) == 0
+    assert (mine / "notes.txt").read_text() == "kept" and (mine / "weights.npz").is_file()

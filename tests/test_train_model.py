@@ -151,3 +151,23 @@ def test_lenet5_on_mnist_resumes_exactly(tmp_path):
         np.testing.assert_array_equal(a, b, err_msg=k)
     p = resumed.predict(x[:10])
     assert p.shape == (10, 10)
+
+
+def test_a_model_with_several_outputs_predicts_a_list_and_refuses_to_fit():
+    """As Keras: predict returns one array per output; fit and evaluate, which need a loss
+    per output, say that they do not support it (not an error from inside the loop)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7, 4)).astype(np.float32)
+    inp = tc.Input((4,))
+    hidden = L.Dense(5, activation="relu")(inp)
+    model = tc.Model(inp, [L.Dense(3)(hidden), L.Dense(1)(hidden)])
+    got = model.predict(x, batch_size=3)
+    whole = model(tc.tensor(x))
+    assert isinstance(got, list) and [g.shape for g in got] == [(7, 3), (7, 1)]
+    for g, w in zip(got, whole):
+        np.testing.assert_allclose(g, w.numpy(), rtol=1e-6)
+    model.compile(optimizer="adam", loss="mse")
+    for run in (model.fit, model.evaluate):
+        with pytest.raises(NotImplementedError, match=r"several outputs \(2: \(None, 3\), "
+                           r"\(None, 1\)\) need a loss and a target per output"):  # fmt: skip
+            run(x, np.zeros((7, 3), np.float32))

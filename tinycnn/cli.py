@@ -71,10 +71,15 @@ def _int_at_least(low: int):
     return parse
 
 
+def _is_file(module_name: str) -> bool:
+    """Whether MODEL's ``module`` part names a file rather than a dotted module."""
+    return module_name.endswith(".py") or os.sep in module_name or "/" in module_name
+
+
 def _import(module_name: str, spec: str):
     """A module by dotted name (the working directory is searched first, as ``python -m``
     does) or a ``.py`` file by path."""
-    if module_name.endswith(".py") or os.sep in module_name or "/" in module_name:
+    if _is_file(module_name):
         path = Path(module_name)
         if not path.is_file():
             raise CLIError(f"MODEL {spec!r}: no such file {module_name!r}")
@@ -97,7 +102,10 @@ def _import_failure(spec: str, path: Path, error: Exception) -> str:
     """What went wrong running ``path``: the error and its line in that file."""
     import traceback
 
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) == path]
+    mine = path.resolve()
+    frames = [
+        f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).resolve() == mine
+    ]
     where = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
     text = f"MODEL {spec!r}: running {str(path)!r} raised {type(error).__name__}: {error}{where}"
     if isinstance(error, ImportError) and "relative import" in str(error):
@@ -124,7 +132,13 @@ def load_model(
         target = getattr(module, attr, None)
         if target is None:
             raise CLIError(f"module {module_name!r} has no attribute {attr!r}")
-        model = target(**kwargs) if callable(target) and not isinstance(target, Model) else target
+        model = target
+        if callable(target) and not isinstance(target, Model):
+            try:
+                model = target(**kwargs)
+            except Exception as e:  # the function's own error, with its line in that file
+                path = Path(module_name if _is_file(module_name) else module.__file__ or "")
+                raise CLIError(_import_failure(spec, path, e)) from None
     else:
         models = _zoo_models()
         if spec.endswith(".py"):

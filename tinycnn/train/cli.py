@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 DATASETS = ("auto", "mnist", "fashion_mnist", "cifar10")
+# each bundled dataset (MNIST, Fashion-MNIST, CIFAR-10) has ten classes
+DATASET_CLASSES = 10
 # `tinycnn evaluate` prints the confusion matrix up to this many classes
 CONFUSION_MAX_CLASSES = 20
 
@@ -50,7 +52,7 @@ def _data_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    from ..cli import _model_args
+    from ..cli import _int_at_least, _model_args
 
     _model_args(parser)
     parser.add_argument(
@@ -61,14 +63,40 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "32x32 ones (downloaded once)",
     )
     _data_arg(parser)
-    parser.add_argument("--batch-size", type=int, default=100, metavar="N")
+    parser.add_argument("--batch-size", type=_int_at_least(1), default=100, metavar="N")
     parser.add_argument(
         "--limit",
-        type=int,
+        type=_int_at_least(1),
         metavar="N",
         help="use only the first N images of each split (a quick look)",
     )
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _rate(text: str) -> float:
+    """An argparse type: a learning rate, a finite number >= 0."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    """An argparse type: a fraction in [0, 1)."""
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
 
 
 def configure_train(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +105,7 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("--epochs", type=_int_at_least(1), default=20, metavar="N")
     parser.add_argument(
-        "--lr", type=float, default=2e-3, help="initial learning rate (default 2e-3)"
+        "--lr", type=_rate, default=2e-3, help="initial learning rate (default 2e-3)"
     )
     parser.add_argument("--optimizer", default="adam", choices=("adam", "sgd", "rmsprop", "adamw"))
     parser.add_argument(
@@ -88,7 +116,7 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--augment",
-        type=int,
+        type=_int_at_least(0),
         default=2,
         metavar="PX",
         help="shift each training image by up to PX pixels (default 2; 0: off)",
@@ -99,10 +127,10 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
         default="none",
         help="balanced: weigh each class's loss by n / (classes * its count), for uneven classes",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_int_at_least(0), default=0)
     parser.add_argument(
         "--val-split",
-        type=float,
+        type=_fraction,
         default=0.1,
         metavar="F",
         help="hold out the last fraction of the training set (default 0.1)",
@@ -157,6 +185,42 @@ def _pick_dataset(args: argparse.Namespace, input_shape: tuple[int, ...]) -> str
     )
 
 
+def _check_classes(model, dataset: str) -> None:
+    """Refuse, before any image is read, a model whose outputs are not one per class of a
+    bundled ``dataset`` (``--data`` folders are checked where the model is built)."""
+    if dataset == "folder" or model.output_shape[-1] == DATASET_CLASSES:
+        return
+    from ..cli import CLIError
+
+    raise CLIError(
+        f"{model.name} has {model.output_shape[-1]} outputs but {dataset} has "
+        f"{DATASET_CLASSES} classes: give --num-classes {DATASET_CLASSES} (if MODEL takes it) "
+        "or a model with one output per class"
+    )
+
+
+def _check_fits_data(args, x, y, input_shape: tuple[int, ...]) -> None:
+    """The checks of ``fit`` that depend on the images, made before the run directory is
+    created and naming the flags: the shifts fit in the image, both splits have images."""
+    from ..cli import CLIError
+    from .data import split_validation
+
+    h, w = input_shape[1:]
+    if args.augment >= min(h, w):
+        raise CLIError(f"--augment {args.augment}: must be smaller than the images' {h}×{w}")
+    if args.val_split:
+        try:
+            split_validation(x, y, args.val_split)
+        except ValueError:
+            held = len(x) - math.ceil(len(x) * (1.0 - args.val_split))  # fit's rule
+            limit = f" (--limit {args.limit})" if args.limit else ""
+            raise CLIError(
+                f"--val-split {args.val_split:g} of {len(x)} training images{limit} holds out "
+                f"{held} to validate on and leaves {len(x) - held} to train on; both need "
+                "images: give a larger --limit, or --val-split 0"
+            ) from None
+
+
 def _load(args, dataset: str, split: str, input_shape: tuple[int, ...], limit: int | None):
     """``(x, y)`` of ``split``, ``x`` in the model's layout (see :func:`_input_chw`)."""
     x, y = _load_chw(args, dataset, split, input_shape, limit)
@@ -195,8 +259,18 @@ def _model(args):
         classes = folder_classes(args.data)
         if args.num_classes is None and args.model in _zoo_models():
             args.num_classes = len(classes)
+    elif args.num_classes is None and args.model in _zoo_models() and hasattr(args, "dataset"):
+        args.num_classes = DATASET_CLASSES  # an ImageNet model's 1000 outputs fit no dataset here
     clear_session()  # auto-generated layer names start afresh: weight files match the model
     model = _build(args)
+    if isinstance(model.output_shape, list):
+        from ..graph.shapes import fmt_shape
+
+        raise CLIError(
+            f"{model.name} has {len(model.output_shape)} outputs "
+            f"({', '.join(fmt_shape(s) for s in model.output_shape)}); tinycnn train, evaluate, "
+            "predict and maps take a classifier with one output (one score per class)"
+        )
     if classes is not None and model.output_shape[-1] != len(classes):
         raise CLIError(
             f"{model.name} has {model.output_shape[-1]} outputs but {args.data} has "
@@ -383,27 +457,29 @@ def _resume_run(args: argparse.Namespace, held: contextlib.ExitStack) -> Path:
         runs = [
             path
             for _, path in _runs(name, Path("runs"))
-            if (path / CHECKPOINT).is_file() and not (path / "weights.npz").is_file()
+            if (path / "run.json").is_file() and not (path / "weights.npz").is_file()
         ]
         training = [e for e in map(runlock.busy, runs) if e is not None]
         runs = [path for path in runs if path not in {e.run for e in training}]
         if not runs:
             now = "".join(f"; {e} (not stopped)" for e in training)
             raise CLIError(
-                f"--resume: no unfinished run of {name} in runs/ (one with a {CHECKPOINT} and "
-                f"no weights.npz yet){now}; name the run to continue: --resume DIR"
+                f"--resume: no unfinished run of {name} in runs/ (one with a run.json and no "
+                f"weights.npz yet){now}; name the run to continue: --resume DIR"
             )
         out = runs[-1]
-    lacking = [name for name in ("run.json", CHECKPOINT) if not (out / name).is_file()]
-    if lacking:
-        raise CLIError(
-            f"--resume {out}: not a tinycnn train run to continue (it has no "
-            f"{' and no '.join(lacking)})"
-        )
+    if not (out / "run.json").is_file():
+        lacking = " and no ".join(n for n in ("run.json", CHECKPOINT) if not (out / n).is_file())
+        raise CLIError(f"--resume {out}: not a tinycnn train run to continue (it has no {lacking})")
     _lock(held, out, "--resume")
     saved = _read_run(out / "run.json")
     if saved["model"] != args.model:
         raise CLIError(f"--resume {out}: that run trained {saved['model']}, not {args.model}")
+    if (out / "weights.npz").is_file():  # written last: the run has finished
+        raise CLIError(
+            f"--resume {out}: the run finished its {saved.get('epochs', '')} epochs already "
+            f"(its weights.npz is written); start a new run to train more"
+        )
     defaults = argparse.ArgumentParser()
     configure_train(defaults)
     choices = {action.dest: action.choices for action in defaults._actions}
@@ -425,10 +501,13 @@ def _resume_run(args: argparse.Namespace, held: contextlib.ExitStack) -> Path:
 
 
 RUN_FILES = ("run.json", CHECKPOINT, "weights.npz")
+# every other file a run writes in its directory
+RUN_OUTPUTS = ("log.csv", "history.json", "curves.png", "mistakes.png")
 
 
 def _check_out(out: Path, model: str) -> None:
-    """Refuse an ``--out`` that is a file or holds a run: a new run never overwrites one."""
+    """Refuse an ``--out`` that is a file, holds a run, or holds a file of the name of one a
+    run writes: a new run never overwrites anything."""
     from ..cli import CLIError
 
     if out.exists() and not out.is_dir():
@@ -440,6 +519,12 @@ def _check_out(out: Path, model: str) -> None:
         raise CLIError(
             f"--out {out}: holds a run already ({', '.join(found)}); a new run never overwrites "
             f"one: {resume}give another --out, or delete {out} first"
+        )
+    found = [name for name in RUN_OUTPUTS if (out / name).exists()]
+    if found:
+        raise CLIError(
+            f"--out {out}: holds {', '.join(found)}, which a run writes; a run never overwrites "
+            "files it did not write: give another --out, or move them away first"
         )
 
 
@@ -489,7 +574,10 @@ def _lock(held: contextlib.ExitStack, out: Path, what: str) -> None:
 def _saved_note(args, out: Path, done: int) -> str:
     """What is saved of a run stopped after ``done`` epochs, and how to continue it."""
     if done == 0:
-        return "no epoch finished, nothing saved"
+        return (
+            "no epoch finished, nothing saved; start it again with its settings: "
+            f"`tinycnn train {args.model} --resume {out}`"
+        )
     epochs = f"{done} finished epochs are" if done > 1 else "finished epoch is"
     return (
         f"the {epochs} saved in {out / CHECKPOINT}; "
@@ -517,6 +605,7 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     tc_random.manual_seed(args.seed)  # the initial weights too: --seed repeats the whole run
     model, input_shape = _model(args)
     dataset = _pick_dataset(args, input_shape)
+    _check_classes(model, dataset)
     data_name = _dataset_name(args.data, dataset)
     if out is None:
         out = Path(args.out) if args.out else new_run_dir(model.name)
@@ -525,6 +614,7 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     model.summary()
     x, y = _load(args, dataset, "train", input_shape, args.limit)
     x_test, y_test = _load(args, dataset, "test", input_shape, args.limit)
+    _check_fits_data(args, x, y, input_shape)
     opt = {
         "adam": optim.Adam.keras,
         "adamw": optim.AdamW,
@@ -534,7 +624,7 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     opt.lr = args.lr
     model.compile(optimizer=opt, loss="categorical_crossentropy", metrics=["accuracy"])
     before, initial_epoch = None, 0
-    if resume:
+    if resume and (out / CHECKPOINT).is_file():
         meta = io.load_checkpoint(out / CHECKPOINT, model, model.optimizer)
         try:
             before, initial_epoch = History.from_dict(meta["history"]), int(meta["epoch"])
@@ -544,8 +634,7 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 "did not write it (a ModelCheckpoint file?); resume from the run's own "
                 "checkpoint, or load this one with --weights"
             ) from None
-        if initial_epoch >= args.epochs and (out / "weights.npz").exists():
-            raise CLIError(f"--resume {out}: the run finished its {args.epochs} epochs already")
+    if resume:  # an epoch logged after the last checkpoint (or before the first) runs again
         _keep_logged_epochs(out / "log.csv", initial_epoch)
     else:  # the run directory appears once the data and the model are ready
         settings = {"model": args.model, **{key: getattr(args, key) for key in RUN_SETTINGS}}
@@ -669,6 +758,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _use_run_settings(args)
     model, input_shape = _model(args)
     dataset = _pick_dataset(args, input_shape)
+    _check_classes(model, dataset)
     data_name = _dataset_name(args.data, dataset)
     weights = _weights(args, model, required=True)
     x, y = _load(args, dataset, "test", input_shape, args.limit)
@@ -713,7 +803,11 @@ def configure_maps(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=DATASETS, default="auto")
     _data_arg(parser)
     parser.add_argument(
-        "--index", type=int, default=0, metavar="N", help="which test image (default 0)"
+        "--index",
+        type=_int_at_least(0),
+        default=0,
+        metavar="N",
+        help="which test image (default 0)",
     )
     parser.add_argument(
         "--image", metavar="FILE", help="your own image (.png .jpg .npy) instead of a test image"
@@ -937,11 +1031,9 @@ def _run_row(path: Path) -> tuple[list[str], str | None]:
         state, resume = "finished", None
     elif (training := runlock.busy(path)) is not None:
         state, resume = f"training ({f'pid {training.pid}' if training.pid else 'now'})", None
-    elif done:
-        state = "stopped"
+    else:  # stopped, or stopped before its first epoch ended: --resume starts it again
+        state = "stopped" if done else "no epoch finished"
         resume = f"tinycnn train {settings['model']} --resume {path}"
-    else:
-        state, resume = "no epoch finished", None
     return [str(path), settings["model"], f"{done}/{total}", data, last, state], resume
 
 

@@ -89,6 +89,16 @@ def _config(model, what: str) -> _Config:
             f"{what}: compile the model first: model.compile(optimizer=..., "
             "loss=..., metrics=[...])"
         )
+    shapes = getattr(model, "output_shape", None)
+    if isinstance(shapes, list):
+        from ..graph.shapes import fmt_shape
+
+        raise NotImplementedError(
+            f"{what}: models with several outputs ({len(shapes)}: "
+            f"{', '.join(fmt_shape(s) for s in shapes)}) need a loss and a target per "
+            "output, which is not supported yet; train a model with one output (predict "
+            "takes several: it returns one array per output)"
+        )
     return cfg
 
 
@@ -481,15 +491,21 @@ def evaluate(
     return values[0] if len(values) == 1 else values
 
 
-def predict(model, x, batch_size: int = 32, verbose=0) -> np.ndarray:
+def predict(model, x, batch_size: int = 32, verbose=0) -> np.ndarray | list[np.ndarray]:
     """The model's outputs on ``x`` (inference mode, batched, under ``no_grad``) as one
-    NumPy array; the output activation is kept (probabilities for a softmax model)."""
+    NumPy array, or one per output for a model with several (as Keras); the output
+    activation is kept (probabilities for a softmax model)."""
     _check_batch_size("predict", batch_size)
     spec = input_spec(model)
     x = check_inputs("predict", x, spec)
-    outs = []
+    shapes = getattr(model, "output_shape", None)
+    several = isinstance(shapes, list)
+    outs = [[] for _ in shapes] if several else [[]]
     device = _device(model)
     with no_grad():
         for idx, _ in _batches(len(x), batch_size, None):
-            outs.append(model(Tensor(x[idx], device=device), training=False).numpy())
-    return np.concatenate(outs) if outs else np.empty((0,), spec.dtype)
+            got = model(Tensor(x[idx], device=device), training=False)
+            for part, out in zip(outs, got if several else [got]):
+                part.append(out.numpy())
+    arrays = [np.concatenate(part) if part else np.empty((0,), spec.dtype) for part in outs]
+    return arrays if several else arrays[0]

@@ -33,3 +33,37 @@ def test_cache_key_holds_the_toolchain_and_a_changed_toolchain_misses(monkeypatc
     assert cache.load_overload(sig, kernel.targetctx) is not None  # saved under today's key
     monkeypatch.setattr(_numba, "TOOLCHAIN", "another-toolchain")
     assert cache.load_overload(sig, kernel.targetctx) is None
+
+
+_PLAIN_PYTHON_STEP = """
+import numpy as np, tinycnn as tc, tinycnn.functional as F
+rng = np.random.default_rng(0)
+x = tc.tensor(rng.random((2, 3, 6, 6)), requires_grad=True)
+w = tc.tensor(rng.random((4, 3, 3, 3)) - 0.5, requires_grad=True)
+y = F.max_pool2d(F.relu(F.conv2d(x, w, padding=1)), 2)
+loss = F.cross_entropy(y.flatten(1), tc.tensor(np.array([0, 1])))
+loss.backward()
+print(repr(loss.item()), *map(repr, w.grad.numpy().ravel().tolist()))
+"""
+
+
+def test_the_kernels_run_as_plain_python_with_numba_disable_jit():
+    """``NUMBA_DISABLE_JIT=1`` (to step through a kernel with pdb) runs every kernel of a
+    conv, relu, max-pool, cross-entropy step as Python; it gives the compiled result."""
+    import os
+    import subprocess
+    import sys
+
+    def run(**env):
+        out = subprocess.run(
+            [sys.executable, "-c", _PLAIN_PYTHON_STEP],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert out.returncode == 0, out.stderr
+        return np.array([float(v) for v in out.stdout.split()])
+
+    plain, compiled = run(NUMBA_DISABLE_JIT="1"), run()
+    np.testing.assert_allclose(plain, compiled, rtol=1e-12, atol=1e-14)

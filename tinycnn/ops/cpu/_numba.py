@@ -96,6 +96,8 @@ def njit(*args, parallel: bool = False, **kwargs):
 
     def decorate(fn):
         dispatcher = numba.njit(parallel=parallel, **kwargs)(fn)
+        if not hasattr(dispatcher, "py_func"):  # NUMBA_DISABLE_JIT=1: the plain function
+            return dispatcher
         if cache and kwargs.get("inline") != "always":  # inlined helpers are never called
             dispatcher._cache = _Cache(dispatcher.py_func)  # what Dispatcher.enable_caching does
         return dispatcher

@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 from llvmlite import ir
+from numba import config as numba_config
 from numba import types
 from numba.extending import intrinsic, overload
 
@@ -42,6 +43,15 @@ def _f64_from_bits(typingctx, bits):
         return builder.bitcast(args[0], ir.DoubleType())
 
     return types.float64(types.int64), codegen
+
+
+if numba_config.DISABLE_JIT:  # the kernels run as plain Python (to step through them)
+
+    def _f32_from_bits(bits):
+        return np.array(bits, np.int32).view(np.float32)[()]
+
+    def _f64_from_bits(bits):
+        return np.array(bits, np.int64).view(np.float64)[()]
 
 
 @njit(inline="always")

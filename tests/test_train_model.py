@@ -171,3 +171,27 @@ def test_a_model_with_several_outputs_predicts_a_list_and_refuses_to_fit():
         with pytest.raises(NotImplementedError, match=r"several outputs \(2: \(None, 3\), "
                            r"\(None, 1\)\) need a loss and a target per output"):  # fmt: skip
             run(x, np.zeros((7, 3), np.float32))
+
+
+def test_a_classifier_ending_in_a_map_is_told_to_flatten_and_nan_input_names_the_call():
+    """A Dense straight after a convolution reads only the map's last axis: the targets do not
+    fit, and the message says how to end the model.  Bad input to predict says predict."""
+    inp = tc.Input((1, 8, 8))
+    model = tc.Model(inp, L.Dense(10, activation="softmax")(L.Conv2D(2, 3)(inp)))
+    x = np.random.default_rng(0).random((4, 1, 8, 8)).astype(np.float32)
+    hint = (
+        r"the model outputs \(2, 6, 10\) \(a map, not one vector per sample: a Dense on a map "
+        r"reads only its last axis\); end the model with Flatten\(\) or "
+        r"GlobalAveragePooling2D\(\) before the last Dense"
+    )
+    for loss, y in (
+        ("categorical_crossentropy", np.eye(10)[[1, 2, 3, 4]]),
+        ("sparse_categorical_crossentropy", np.array([1, 2, 3, 4])),
+    ):
+        model.compile(optimizer="adam", loss=loss)
+        with pytest.raises(ValueError, match=rf"{loss}: targets have shape .* per sample, {hint}"):
+            model.fit(x, y, verbose=0)
+    x[2, 0, 1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"predict: x contains 1 NaN/Inf values in 1 samples "
+                       r"\(first: sample 2\); clean or drop them before calling predict$"):  # fmt: skip
+        model.predict(x)

@@ -73,7 +73,7 @@ def _check_finite(what: str, name: str, a: np.ndarray) -> None:
         raise ValueError(
             f"{what}: {name} contains {int((~finite).sum())} NaN/Inf values in "
             f"{int(bad.sum())} samples (first: sample {first}); clean or drop them before "
-            "training"
+            f"{'training' if what.startswith('fit') else 'calling ' + what.split(':')[0]}"
         )
 
 

@@ -95,6 +95,19 @@ class Loss:
         return (self.per_sample(output, target, logits) * weights).mean()
 
 
+def _shape_mismatch(name: str, target: tuple, output: tuple) -> str:
+    """Targets that do not fit the model's output; vector targets against a map output (a
+    Dense straight after a convolution reads only the map's last axis) are told how to end
+    the model."""
+    text = f"{name}: targets have shape {tuple(target)} per sample, the model outputs {output}"
+    if len(output) > 1 and len(target) <= 1:  # a classifier's targets, a map's outputs
+        text += (
+            f" (a map, not one vector per sample: a Dense on a map reads only its last axis); "
+            f"end the model with Flatten() or GlobalAveragePooling2D() before the last Dense"
+        )
+    return text
+
+
 def _check_probabilities(name: str, y: np.ndarray) -> None:
     bad = ~((y >= 0) & (y <= 1))
     if bad.any():
@@ -117,10 +130,7 @@ class CategoricalCrossentropy(Loss):
                 "one-hot encode the labels"
             )
         if y.shape[1:] != tuple(output_shape[1:]):
-            raise ValueError(
-                f"{self.name}: targets have shape {y.shape[1:]} per sample, the model outputs "
-                f"{tuple(output_shape[1:])}"
-            )
+            raise ValueError(_shape_mismatch(self.name, y.shape[1:], tuple(output_shape[1:])))
         y = np.asarray(y, dtype=dtype)
         _check_probabilities(self.name, y)
         return y
@@ -148,6 +158,8 @@ class SparseCategoricalCrossentropy(Loss):
 
     def prepare_target(self, y, output_shape, dtype):
         n_cls = output_shape[-1]
+        if len(output_shape) > 2:
+            raise ValueError(_shape_mismatch(self.name, (), tuple(output_shape[1:])))
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         if y.ndim != 1:
@@ -197,10 +209,7 @@ class BinaryCrossentropy(Loss):
         if y.ndim == 1 and want == (1,):
             y = y[:, None]
         if y.shape[1:] != want:
-            raise ValueError(
-                f"{self.name}: targets have shape {y.shape[1:]} per sample, the model "
-                f"outputs {want}"
-            )
+            raise ValueError(_shape_mismatch(self.name, y.shape[1:], want))
         y = np.asarray(y, dtype=dtype)
         _check_probabilities(self.name, y)
         return y
@@ -239,10 +248,7 @@ class MeanSquaredError(Loss):
         if y.ndim == 1 and want == (1,):
             y = y[:, None]
         if y.shape[1:] != want:
-            raise ValueError(
-                f"{self.name}: targets have shape {y.shape[1:]} per sample, the model "
-                f"outputs {want}"
-            )
+            raise ValueError(_shape_mismatch(self.name, y.shape[1:], want))
         return np.asarray(y, dtype=dtype)
 
     def __call__(self, output, target, logits):

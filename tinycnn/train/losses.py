@@ -102,8 +102,8 @@ def _shape_mismatch(name: str, target: tuple, output: tuple) -> str:
     text = f"{name}: targets have shape {tuple(target)} per sample, the model outputs {output}"
     if len(output) > 1 and len(target) <= 1:  # a classifier's targets, a map's outputs
         text += (
-            f" (a map, not one vector per sample: a Dense on a map reads only its last axis); "
-            f"end the model with Flatten() or GlobalAveragePooling2D() before the last Dense"
+            " (a map, not one vector per sample: a Dense on a map reads only its last axis); "
+            "end the model with Flatten() or GlobalAveragePooling2D() before the last Dense"
         )
     return text
 

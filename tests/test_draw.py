@@ -170,3 +170,17 @@ def test_zoo_style_inception_svg(tmp_path):
     # a graph with shared names inside different blocks renders without id clashes
     path = mini_inception().draw(tmp_path / "m.svg", fold=True, collapse_repeated=True)
     assert _svg_counts(path)[0] == 11
+
+
+def test_a_layer_also_inside_a_nested_model_is_drawn_with_its_params_once():
+    """The boxes' params add up to count_params(): a conv called directly and inside a nested
+    model is counted on the first box that holds it (here the nested model's, 20 + 6)."""
+    conv = L.Conv2D(2, 3, padding="same", name="conv")
+    xi = tc.Input((1, 8, 8))
+    inner = tc.Model(xi, L.Conv2D(2, 1, name="pw")(conv(xi)), name="inner")
+    x = tc.Input((1, 8, 8))
+    model = tc.Model(x, L.Add(name="sum")([inner(x), conv(x)]), name="outer")
+    assert model.count_params() == 26
+    dot = model.to_dot(depth=0)
+    counts = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) params", dot)]
+    assert sorted(counts) == [26] and sum(counts) == model.count_params()

@@ -315,3 +315,66 @@ def test_a_broadcast_gate_makes_the_field_whole_or_unknown():
         "where a pixel is"
     )
     assert lines[-1].startswith("Receptive field: unknown from add on (input 1")
+
+
+def test_concatenate_along_channels_takes_the_union_of_the_fields():
+    """Channels of two branches that look at offset regions (as in the Add above): a pixel of
+    the concat sees both, 7×7, as the gradient of a 1×1 conv after it says."""
+    clear_session()
+    pos = {"kernel_initializer": "ones"}
+    inp = tc.Input((1, 20, 20), dtype="float64")
+    x = L.Conv2D(2, 3, strides=2, **pos)(inp)  # r 3, j 2
+    a = L.Conv2D(2, 2, **pos)(L.ZeroPadding2D(((1, 0), (1, 0)))(x))  # input pixels -2..2
+    b = L.Conv2D(2, 2, padding="same", **pos)(x)  # 0..4
+    y = L.Concatenate(name="cat")([a, b])
+    model = tc.Model(inp, L.Conv2D(1, 1, name="mix", **pos)(y))
+    field = _last_spatial(model)
+    (r0, r1), (c0, c1) = _footprint(model, np.ones((1, 1, 20, 20)), 4, 4)
+    assert field.size == (r1 - r0 + 1, c1 - c0 + 1) == (7, 7) and field.jump == (2, 2)
+    lines = model.explain(return_string=True, receptive_field=True).splitlines()
+    assert lines[-4].startswith("cat ") and lines[-4].endswith(
+        "Concatenate channels: 2 + 2 = 4 → 9×9×4 | RF 7×7, jump 2: the union of its inputs' "
+        "fields, which are offset (-2..2, 0..4): r = 7"
+    )
+    # channels last: the channel axis is the last one (the default, 1, is the height there)
+    clear_session()
+    cl = {"data_format": "channels_last"}
+    inp = tc.Input((12, 12, 1))
+    a = L.Conv2D(2, 3, padding="same", **cl)(inp)
+    b = L.Conv2D(2, 5, padding="same", **cl)(inp)
+    y = L.Conv2D(2, 3, **cl)(L.Concatenate(axis=-1, name="cat")([a, b]))
+    assert _last_spatial(tc.Model(inp, y)).size == (7, 7)  # the 5×5 branch, then 3×3
+
+
+@pytest.mark.parametrize(
+    "shape, axis, along, cl",
+    [((1, 8, 8), 2, "height", False), ((1, 8, 8), 3, "width", False),
+     ((8, 8, 1), 1, "height", True), ((8, 8, 1), -2, "width", True)],
+)  # fmt: skip
+def test_concatenate_along_height_or_width_makes_the_field_unknown(shape, axis, along, cl):
+    """Joined along a spatial axis, the maps lie one after the other: pixels from the 3×3
+    branch see 3 input columns, those from the 5×5 branch 5 (the gradient says so), and a
+    window over the seam reads both ends of the input.  No one field: unknown from there
+    (before, a width concat of C×H×W maps, or a height one of H×W×C, kept the 5×5)."""
+    clear_session()
+    kw = {"kernel_initializer": "ones"} | ({"data_format": "channels_last"} if cl else {})
+    inp = tc.Input(shape, dtype="float64")
+    a = L.Conv2D(2, 3, padding="same", **kw)(inp)
+    b = L.Conv2D(2, 5, padding="same", **kw)(inp)
+    y = L.Concatenate(axis=axis, name="cat")([a, b])
+    model = tc.Model(inp, L.Conv2D(2, 3, name="after", **kw)(y))
+    lines = model.explain(return_string=True, receptive_field=True).splitlines()
+    by_name = {ln.split()[0]: ln for ln in lines[1:-2]}
+    why = (
+        f"Concatenate along {along} sets one input's pixels after another's, so the field "
+        "depends on which input a pixel comes from and where it lands"
+    )
+    assert by_name["cat"].endswith(f"| RF: unknown: {why}")
+    assert "RF" not in by_name["after"]  # stays unknown, said once
+    assert lines[-1] == f"Receptive field: unknown from cat on ({why})"
+    if along == "width" and not cl:
+        cat = tc.Model(inp, y)
+        x = np.ones((1, *shape))
+        assert _footprint(cat, x, 4, 4)[1] == (3, 5)  # from the 3×3 branch
+        assert _footprint(cat, x, 4, 8 + 4)[1] == (2, 6)  # from the 5×5 branch
+        assert _footprint(model, x, 4, 7)[1] == (0, 7)  # over the seam: both ends

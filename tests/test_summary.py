@@ -241,3 +241,68 @@ def test_explain_shows_the_ceil_mode_window_that_is_dropped(capsys):
         "padding: dropped) → 6×6×1" in out
     )
     assert model.output_shape == (None, 1, 6, 6)
+
+
+def _conv_and_inner_model(inner_first: bool):
+    """A conv called on its own and also inside a nested model: conv (3·3·1 + 1)·2 = 20, the
+    nested model's own 1×1 conv (2 + 1)·2 = 6, and a 1×1 conv between them (1·1·2 + 1)·1 = 3."""
+    conv = L.Conv2D(2, 3, padding="same", name="conv")
+    a = tc.Input((1, 8, 8), name="a")
+    inner = tc.Model(a, L.Conv2D(2, 1, name="pw")(conv(a)), name="inner")
+    x = inp = tc.Input((1, 8, 8), name="image")
+    first, second = (inner, conv) if inner_first else (conv, inner)
+    x = first(x)
+    with tc.block("body"):
+        x = second(L.Conv2D(1, 1, name="back")(x))
+    return tc.Model(inp, x, name="outer")
+
+
+def _summary_params(text):
+    """The parameters each row of the table counts ("shared": none; "6 (+20 shared)": 6)."""
+    row = re.compile(
+        r"^ \S+ \(.+?\)\s+\(.*?\)\s+(shared|[\d,]+)(?: \(\+[\d,]+ shared\))?\s+[\d,]+$"
+    )
+    found = [row.match(line) for line in text.splitlines()]
+    return [0 if m[1] == "shared" else int(m[1].replace(",", "")) for m in found if m]
+
+
+@pytest.mark.parametrize("inner_first", [False, True])
+def test_a_layer_also_inside_a_nested_model_is_counted_once(inner_first):
+    """The conv's 20 weights are counted on the first line that holds them: on the conv's own
+    line, the nested model's then counts only its 6 (before, 20 + 26 + 3 = 49 for a total of
+    29); after the nested model, the conv's line says whose they are.  So do the summary's
+    rows, collapsed blocks included."""
+    m = _conv_and_inner_model(inner_first)
+    assert m.count_params() == 29
+    lines = m.explain(return_string=True).splitlines()
+    by_name = {line.split()[0]: line for line in lines[1:-1]}
+    if inner_first:
+        assert by_name["inner"].endswith("Model (2 layers): 8×8×1 → 8×8×2; params 26")
+        assert by_name["conv"].endswith("→ 8×8×2; params shared with inner")
+    else:
+        assert by_name["conv"].endswith("→ 8×8×2; params (3·3·1 + 1)·2 = 20")
+        assert by_name["inner"].endswith(
+            "Model (2 layers): 8×8×1 → 8×8×2; params 26 − 20 shared with conv = 6"
+        )
+    assert by_name["body/back"].endswith("; params (1·1·2 + 1)·1 = 3")
+    counted = [re.search(r"; params (?:.* = )?([\d,]+)$", line) for line in lines[1:-1]]
+    assert sum(int(c.group(1).replace(",", "")) for c in counted if c) == 29
+    assert lines[-1] == "Total: 29 parameters"
+
+    text = m.summary(return_string=True)
+    rows = _summary_params(text)
+    assert len(rows) == 4  # image, and the three layers
+    assert sum(rows) == _number(text, "Total params") == 29
+    inner_row = next(line for line in text.splitlines() if line.startswith(" inner (Model)"))
+    conv_row = next(line for line in text.splitlines() if line.startswith(" conv (Conv2D)"))
+    if inner_first:
+        assert re.search(r"\) +26 +", inner_row) and re.search(r"\) +shared +", conv_row)
+    else:
+        assert re.search(r"\) +6 \(\+20 shared\) +", inner_row)
+        assert re.search(r"\) +20 +", conv_row)
+    collapsed = m.summary(depth=0, return_string=True)
+    rows = _summary_params(collapsed)
+    assert len(rows) == 3  # image, the first layer, and the body block
+    assert sum(rows) == 29
+    body = next(line for line in collapsed.splitlines() if line.startswith(" body (Block"))
+    assert re.search(rf"\) +{3 if inner_first else 9} +", body)

@@ -13,6 +13,7 @@ import networkx as nx
 
 from .model import image_output
 from .shapes import axis_formula, hwc, num_elements, sliding_shape
+from .summary import counted_params
 
 
 def _window_formulas(
@@ -65,14 +66,28 @@ def _conv_params(layer) -> str:
 
 
 def explain_node(
-    layer, in_shapes, out_shapes, last_in: bool, last_out: bool, shared_with: str | None = None
+    layer,
+    in_shapes,
+    out_shapes,
+    last_in: bool,
+    last_out: bool,
+    shared_with: str | None = None,
+    reused: list[tuple[str, int]] | None = None,
 ) -> str:
-    """One layer's walk-through line (without the name column); ``shared_with``: the name of
-    the layer's first call when this is a later one, whose weights it reuses (their count is
-    given on that line only, so the lines add up to the model's total)."""
+    """One layer's walk-through line (without the name column).  ``shared_with``: the line
+    that already counts all of the layer's weights (its first call when this is a later one);
+    ``reused``: (line, count) for the part of them that earlier lines count (a nested model
+    holding a layer also called on its own).  Weights are counted on one line only, so the
+    lines add up to the model's total."""
 
     def params(count: str) -> str:
-        return f"params shared with {shared_with}" if shared_with else f"params {count}"
+        if shared_with:
+            return f"params shared with {shared_with}"
+        if reused:
+            minus = "".join(f" − {k:,} shared with {name}" for name, k in reused)
+            new = layer.count_params() - sum(k for _, k in reused)
+            return f"params {layer.count_params():,}{minus} = {new:,}"
+        return f"params {count}"
 
     kind = type(layer).__name__
     out = out_shapes[0]
@@ -227,6 +242,7 @@ def explain(
         fields = receptive_fields(model)
     layout = layouts(model)
     rows = []
+    counted = counted_params(model)
     first_call: dict[int, str] = {}  # layer -> the name of its first call in this model
     for n in g:
         d = g.nodes[n]
@@ -234,14 +250,21 @@ def explain(
         preds = list(g.predecessors(n))
         last_in = layout[preds[0]] if preds else layout[n]
         last_out = layout[n]
-        shared_with = first_call.setdefault(id(layer), d["name"])
+        first = first_call.setdefault(id(layer), d["name"])
+        new, reused = counted[n]
+        shared_with = None
+        if first != d["name"]:  # a later call: its first one counts the weights
+            shared_with = first
+        elif reused and not new:  # every weight counted already (a nested model held it)
+            shared_with = " and ".join(name for name, _ in reused)
         text = explain_node(
             layer,
             d["input_shapes"],
             d["output_shapes"],
             last_in,
             last_out,
-            shared_with if shared_with != d["name"] else None,
+            shared_with,
+            None if shared_with else reused,
         )
         if receptive_field:
             text += _field_text(fields[n], fields[preds[0]] if preds else None)

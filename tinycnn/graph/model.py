@@ -128,10 +128,15 @@ class Model(Layer):
     def _make_graph(self) -> nx.DiGraph:
         g = nx.DiGraph(name=self.name)
         calls: dict[int, int] = {}  # the layer's calls in this model so far
+        counted: set[int] = set()  # weights counted on an earlier node
         for i, node in enumerate(self._order):
             lyr = node.layer
             k = calls[id(lyr)] = calls.get(id(lyr), -1) + 1
             shared_call = k > 0
+            # each weight counted once, on the first node that holds it: a later call, or a
+            # nested model holding a layer called directly too, counts only the rest
+            weights = [w for _, w in lyr._named_weights() if id(w) not in counted]
+            counted.update(id(w) for w in weights)
             in_shapes, out_shapes = node.input_shapes, node.output_shapes
             in_arg = in_shapes if lyr.multi_input else (in_shapes[0] if in_shapes else None)
             out_arg = out_shapes if isinstance(node.outputs, list) else out_shapes[0]
@@ -146,7 +151,7 @@ class Model(Layer):
                 family=lyr.family,
                 input_shapes=in_shapes,
                 output_shapes=out_shapes,
-                params=0 if shared_call else lyr.count_params(),
+                params=sum(w.tensor.size for w in weights),
                 macs=0 if in_arg is None else lyr.macs(in_arg, out_arg),
                 block=node.block,
                 shared=shared_call or len(lyr._nodes) > 1,

@@ -7,15 +7,16 @@ dilation ``d`` and stride ``s``, gives::
     r' = r + d·(k − 1)·j        j' = j·s
 
 A pixel of the next map sees ``d·(k − 1) + 1`` pixels of this one; neighbouring ones add ``j``
-input pixels each.  Pointwise layers (activations, batch norm, dropout, padding) change
-neither.  A merge (``Add``, ``Concatenate``) sees the union of its inputs' fields: each field
-also keeps where it starts (``start' = start − p·j`` for a top/left padding ``p``), so two
+input pixels each.  Pointwise layers (activations, batch norm, dropout, padding) change neither.
+A merge (``Add``, ``Concatenate`` along channels) sees the union of its inputs' fields: each
+field also keeps where it starts (``start' = start − p·j`` for a top/left padding ``p``), so two
 branches that look at offset regions (a padded 2×2 conv beside a "same" one) add up.  An
 ``Add``/``Multiply`` that broadcasts an input of height or width 1 over the map (a gate) sees
-the whole input when that input does, else the field is unknown (it would depend on the
-pixel's position).  After ``Dense`` on flat features or global pooling every output sees the
-whole input.  ``Flatten`` only moves values, each keeping its pixel's field (a ``Reshape`` to
-several axes: unknown from there).  A ``Dense`` on an (H, W, C) map mixes each pixel's
+the whole input when that input does, else the field is unknown (it would depend on the pixel's
+position); so is the field past a ``Concatenate`` along height or width, which puts one input's
+pixels after another's.  After ``Dense`` on flat features or global pooling every output sees
+the whole input.  ``Flatten`` only moves values, each keeping its pixel's field (a ``Reshape``
+to several axes: unknown from there).  A ``Dense`` on an (H, W, C) map mixes each pixel's
 channels (a 1×1 window), and one on a (C, H, W) map its rows only (no longer one field per
 pixel: unknown from there).  Past a layer of another kind that resizes images (a user's own
 layer) the field is unknown, and said so, rather than guessed.  A field may be larger than the
@@ -180,6 +181,24 @@ def _broadcast_pixels(d: dict, channels_last: bool) -> Field | None:
     return None
 
 
+def _spatial_concat(layer, d: dict, channels_last: bool) -> Field | None:
+    """An unknown field where a ``Concatenate`` joins images along height or width: the maps
+    are set one after the other, so an output pixel's field depends on which input it comes
+    from and where it lands (near the seam, pixels of two inputs share a window)."""
+    out = (d["output_shapes"] or [()])[0]
+    if len(out) != 4:
+        return None
+    axis = layer.axis % 4
+    spatial = {1: "height", 2: "width"} if channels_last else {2: "height", 3: "width"}
+    if axis not in spatial:
+        return None
+    formula = (
+        f"Concatenate along {spatial[axis]} sets one input's pixels after another's, so the "
+        "field depends on which input a pixel comes from and where it lands"
+    )
+    return Field(None, None, formula, known=False)
+
+
 def _image_input(d: dict) -> bool:
     return len((d["input_shapes"] or [()])[0]) == 4
 
@@ -242,6 +261,8 @@ def receptive_fields(model) -> dict[int, Field]:
             here = here if here.size is None else _rearranged(here, kind, g.nodes[n])
         elif kind in _GLOBAL:
             here = _WHOLE if here.size is None and here.known else _BECOMES_WHOLE
+        elif kind == "Concatenate" and here.size is not None:
+            here = _spatial_concat(layer, g.nodes[n], channels_last[n]) or here
         elif kind in ("Add", "Multiply") and here.size is not None:
             here = _broadcast_pixels(g.nodes[n], channels_last[n]) or here
         elif layer.family == "model":

@@ -577,6 +577,33 @@ def test_input_gradient_of_weights_that_are_not_finite(algorithm, padding):
     _same_with_non_finite(xt.grad.numpy(), expected)
 
 
+@pytest.mark.parametrize("padding", [0, 1])
+def test_gradients_of_an_upstream_gradient_that_is_not_finite(algorithm, padding):
+    """A NaN or Inf in the upstream gradient meets only real terms in both gradients (the
+    direct kernels' zero margins hold zeros of ``g``, times finite ``x`` and ``w``), so only
+    ``x`` (weight gradient) and ``w`` (input gradient) are checked before the direct kernels,
+    never the larger ``g``: both are the sums written out, NaN for NaN and Inf for Inf."""
+    rng = np.random.default_rng(10)
+    x, w = rand(rng, 2, 3, 5, 6), rand(rng, 4, 3, 3, 3)
+    xt, wt = tc.tensor(x, requires_grad=True), tc.tensor(w, requires_grad=True)
+    y = F.conv2d(xt, wt, padding=padding)
+    g = rand(rng, *y.shape)
+    g[0, 1, 0, 0], g[1, 2, -1, -1], g[1, 3, 1, 2] = np.nan, np.inf, -np.inf
+    y.backward(tc.tensor(g))
+    xp = np.pad(x, ((0, 0), (0, 0), (padding,) * 2, (padding,) * 2))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))
+    with np.errstate(invalid="ignore"):
+        _same_with_non_finite(wt.grad.numpy(), np.einsum("noyz,ncyzij->ocij", g, windows))
+        n, c, h, wd = x.shape
+        dxp = np.zeros((n, c, h + 2 * padding, wd + 2 * padding))
+        for yy in range(g.shape[2]):
+            for zz in range(g.shape[3]):
+                for i in range(3):
+                    for j in range(3):
+                        dxp[:, :, yy + i, zz + j] += g[:, :, yy, zz] @ w[:, :, i, j]
+    _same_with_non_finite(xt.grad.numpy(), dxp[:, :, padding : padding + h, padding : padding + wd])
+
+
 @pytest.mark.parametrize("og", [1, 2, 3, 4, 5, 6, 7, 9])
 @pytest.mark.parametrize("groups", [1, 2])
 def test_direct_weight_gradient_of_every_channel_count(og, groups):

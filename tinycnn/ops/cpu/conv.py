@@ -714,7 +714,7 @@ def conv2d_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx):
     runs and writes each ``dxpad`` element once per four taps.  The runs cross the zero
     margin, where an Inf or NaN weight would make NaN of ``0 * Inf``: such a call is handed to
     im2col's, which multiplies only the real terms."""
-    if sh == 1 and sw == 1 and not _finite(w, g):
+    if sh == 1 and sw == 1 and not _finite(w):
         im2col_backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, dx)
         return
     _backward_input(g, w, sh, sw, ph, pw, dh, dw, groups, _threads(), dx)
@@ -802,7 +802,7 @@ def conv2d_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out):
     rows, the columns past the output with a zero gradient: an Inf or NaN in ``x`` would make
     NaN of that ``0 * Inf``, so such a call is handed to im2col's, which sums only the real
     products."""
-    if sh == 1 and sw == 1 and not _finite(x, g):
+    if sh == 1 and sw == 1 and not _finite(x):
         im2col_backward_weight(x, g, sh, sw, ph, pw, dh, dw, groups, dw_out)
         return
     nchunks = max(1, min(x.shape[0], WEIGHT_CHUNKS))

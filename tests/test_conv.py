@@ -566,15 +566,19 @@ def test_input_gradient_of_weights_that_are_not_finite(algorithm, padding):
     y = F.conv2d(xt, tc.tensor(w), padding=padding)
     g = rand(rng, *y.shape)
     y.backward(tc.tensor(g))
-    n, c, h, wd = x.shape
+    _same_with_non_finite(xt.grad.numpy(), _input_gradient_written_out(g, w, x.shape, padding))
+
+
+def _input_gradient_written_out(g, w, x_shape, padding):
+    """A 3×3 stride-1 convolution's input gradient as the sum written out, term by term."""
+    n, c, h, wd = x_shape
     dxp = np.zeros((n, c, h + 2 * padding, wd + 2 * padding))
     for yy in range(g.shape[2]):
         for zz in range(g.shape[3]):
             for i in range(3):
                 for j in range(3):
                     dxp[:, :, yy + i, zz + j] += g[:, :, yy, zz] @ w[:, :, i, j]
-    expected = dxp[:, :, padding : padding + h, padding : padding + wd]
-    _same_with_non_finite(xt.grad.numpy(), expected)
+    return dxp[:, :, padding : padding + h, padding : padding + wd]
 
 
 @pytest.mark.parametrize("padding", [0, 1])
@@ -594,14 +598,8 @@ def test_gradients_of_an_upstream_gradient_that_is_not_finite(algorithm, padding
     windows = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))
     with np.errstate(invalid="ignore"):
         _same_with_non_finite(wt.grad.numpy(), np.einsum("noyz,ncyzij->ocij", g, windows))
-        n, c, h, wd = x.shape
-        dxp = np.zeros((n, c, h + 2 * padding, wd + 2 * padding))
-        for yy in range(g.shape[2]):
-            for zz in range(g.shape[3]):
-                for i in range(3):
-                    for j in range(3):
-                        dxp[:, :, yy + i, zz + j] += g[:, :, yy, zz] @ w[:, :, i, j]
-    _same_with_non_finite(xt.grad.numpy(), dxp[:, :, padding : padding + h, padding : padding + wd])
+        expected = _input_gradient_written_out(g, w, x.shape, padding)
+    _same_with_non_finite(xt.grad.numpy(), expected)
 
 
 @pytest.mark.parametrize("og", [1, 2, 3, 4, 5, 6, 7, 9])

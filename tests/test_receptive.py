@@ -208,15 +208,22 @@ def test_explain_channels_last_model_reads_height_and_width_from_the_right_axes(
     assert lines[-1].endswith("4×5 pixels of the 32×24 input")  # H: 3 + 1·1, W: 3 + 1·2
 
 
-def test_branches_that_see_offset_regions_add_up():
-    """Add of a top-left padded 2x2 conv (pixels i-1..i of its input) and a "same" 2x2 conv
-    (i..i+1): the union, not the larger of the two, as the gradient's footprint says."""
+def _offset_branches():
+    """Two branches over a stride-2 3×3 conv (r 3, j 2) that look at offset regions: a top-left
+    padded 2×2 conv (its input pixels -2..2) and a "same" 2×2 conv (0..4)."""
     clear_session()
     pos = {"kernel_initializer": "ones"}
     inp = tc.Input((1, 20, 20), dtype="float64")
-    x = L.Conv2D(2, 3, strides=2, **pos)(inp)  # r 3, j 2
-    a = L.Conv2D(2, 2, **pos)(L.ZeroPadding2D(((1, 0), (1, 0)))(x))  # input pixels -2..2
-    b = L.Conv2D(2, 2, padding="same", **pos)(x)  # 0..4
+    x = L.Conv2D(2, 3, strides=2, **pos)(inp)
+    a = L.Conv2D(2, 2, **pos)(L.ZeroPadding2D(((1, 0), (1, 0)))(x))
+    b = L.Conv2D(2, 2, padding="same", **pos)(x)
+    return inp, a, b, pos
+
+
+def test_branches_that_see_offset_regions_add_up():
+    """Add of a top-left padded 2x2 conv (pixels i-1..i of its input) and a "same" 2x2 conv
+    (i..i+1): the union, not the larger of the two, as the gradient's footprint says."""
+    inp, a, b, pos = _offset_branches()
     model = tc.Model(inp, L.Add(name="add")([a, b]))
     field = _last_spatial(model)
     (r0, r1), (c0, c1) = _footprint(model, np.ones((1, 1, 20, 20)), 4, 4)
@@ -320,12 +327,7 @@ def test_a_broadcast_gate_makes_the_field_whole_or_unknown():
 def test_concatenate_along_channels_takes_the_union_of_the_fields():
     """Channels of two branches that look at offset regions (as in the Add above): a pixel of
     the concat sees both, 7×7, as the gradient of a 1×1 conv after it says."""
-    clear_session()
-    pos = {"kernel_initializer": "ones"}
-    inp = tc.Input((1, 20, 20), dtype="float64")
-    x = L.Conv2D(2, 3, strides=2, **pos)(inp)  # r 3, j 2
-    a = L.Conv2D(2, 2, **pos)(L.ZeroPadding2D(((1, 0), (1, 0)))(x))  # input pixels -2..2
-    b = L.Conv2D(2, 2, padding="same", **pos)(x)  # 0..4
+    inp, a, b, pos = _offset_branches()
     y = L.Concatenate(name="cat")([a, b])
     model = tc.Model(inp, L.Conv2D(1, 1, name="mix", **pos)(y))
     field = _last_spatial(model)

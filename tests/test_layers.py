@@ -697,3 +697,30 @@ def test_conv_gradcheck_through_asymmetric_same_padding():
     gradcheck(lambda t, k, b: conv(t), [x, conv.kernel, conv.bias])
     x6 = tc.tensor(rand(1, 2, 6, 6, dtype=np.float64), requires_grad=True)
     gradcheck(lambda t: conv(t), [x6])
+
+
+def test_the_default_concatenate_axis_on_channels_last_maps_is_said_to_be_height():
+    """Concatenate's default axis 1 is NCHW's channels; on maps from channels-last layers it
+    is their height, which Keras code (default -1) never means: a note, at the calling line.
+    An explicit axis, or NCHW maps, give none."""
+    import warnings
+
+    clear_session()
+    x = tc.Input((8, 8, 3))
+    a = L.Conv2D(4, 1, data_format="channels_last", name="left")(x)
+    b = L.ReLU()(L.Conv2D(4, 3, padding="same", data_format="channels_last")(x))
+    with pytest.warns(UserWarning) as caught:
+        joined = L.Concatenate(name="cat")([a, b])
+    assert joined.shape == (None, 16, 8, 4)
+    assert str(caught[0].message) == (
+        'Concatenate layer "cat": joins along axis 1, the height of these channels-last maps '
+        '(from "left", data_format="channels_last"); give axis=-1 to join their channels '
+        "(Keras' default), or axis=1 to join along height without this note"
+    )
+    assert caught[0].filename == __file__
+    y = tc.Input((3, 8, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert L.Concatenate(axis=-1)([a, b]).shape == (None, 8, 8, 8)
+        assert L.Concatenate(axis=1)([a, b]).shape == (None, 16, 8, 4)
+        assert L.Concatenate()([L.Conv2D(4, 1)(y), L.Conv2D(2, 1)(y)]).shape == (None, 6, 8, 8)

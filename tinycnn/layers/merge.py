@@ -171,17 +171,48 @@ class Multiply(_Elementwise):
         )
 
 
+def _format_maker(t):
+    """The nearest layer with a ``data_format`` that ``t`` comes from (through layers without
+    one, along their first input), or None."""
+    node = t.node
+    while node is not None:
+        if getattr(node.layer, "data_format", None):
+            return node.layer
+        inputs = node.flat_inputs
+        node = inputs[0].node if inputs else None
+    return None
+
+
 class Concatenate(_Merge):
     """Join the inputs along ``axis`` (default 1: the channels of NCHW tensors; Keras' default
     is -1, its channels-last axis)."""
 
-    def __init__(self, axis: int = 1, name: str | None = None, trainable: bool = True):
+    def __init__(self, axis: int | None = None, name: str | None = None, trainable: bool = True):
         super().__init__(name=name, trainable=trainable)
+        self._default_axis = axis is None  # 1; said when it is the height of channels-last maps
+        axis = 1 if axis is None else axis
         if not isinstance(axis, numbers.Integral) or isinstance(axis, bool) or axis == 0:
             raise ValueError(
                 f"{self.where}: axis must be a non-batch axis (an int != 0), got {axis!r}"
             )
         self.axis = int(axis)
+
+    def _warn_if_height_of_channels_last(self, rank: int) -> None:
+        """The default axis 1 is the channels of NCHW maps; on maps that channels-last layers
+        made it is their height (Keras' default, -1, joins channels): say so."""
+        inputs = getattr(self, "_call_inputs", None)
+        if not (self._default_axis and rank == 4 and inputs):
+            return
+        makers = [_format_maker(t) for t in inputs]
+        if all(m is not None and m.data_format == "channels_last" for m in makers):
+            import warnings
+
+            warnings.warn(
+                f"{self.where}: joins along axis 1, the height of these channels-last maps (from "
+                f'"{makers[0].name}", data_format="channels_last"); give axis=-1 to join their '
+                "channels (Keras' default), or axis=1 to join along height without this note",
+                stacklevel=6,  # the line that calls the layer
+            )
 
     def compute_output_shape(self, input_shapes):
         self._check_count(input_shapes)
@@ -198,6 +229,7 @@ class Concatenate(_Merge):
                 f"{self.where}: axis {self.axis} is not a non-batch axis of {rank}-d inputs"
             )
         axis = self.axis % rank
+        self._warn_if_height_of_channels_last(rank)
         ref = input_shapes[0]
 
         def others(s):

@@ -13,7 +13,6 @@ import networkx as nx
 
 from .model import image_output
 from .shapes import axis_formula, hwc, num_elements, sliding_shape
-from .summary import counted_params
 
 
 def _window_formulas(
@@ -242,7 +241,6 @@ def explain(
         fields = receptive_fields(model)
     layout = layouts(model)
     rows = []
-    counted = counted_params(model)
     first_call: dict[int, str] = {}  # layer -> the name of its first call in this model
     for n in g:
         d = g.nodes[n]
@@ -251,7 +249,7 @@ def explain(
         last_in = layout[preds[0]] if preds else layout[n]
         last_out = layout[n]
         first = first_call.setdefault(id(layer), d["name"])
-        new, reused = counted[n]
+        new, reused = d["params"], d["reused"]
         shared_with = None
         if first != d["name"]:  # a later call: its first one counts the weights
             shared_with = first

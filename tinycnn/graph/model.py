@@ -128,15 +128,22 @@ class Model(Layer):
     def _make_graph(self) -> nx.DiGraph:
         g = nx.DiGraph(name=self.name)
         calls: dict[int, int] = {}  # the layer's calls in this model so far
-        counted: set[int] = set()  # weights counted on an earlier node
+        owner: dict[int, str] = {}  # weight -> the node (by name) that counts it
         for i, node in enumerate(self._order):
             lyr = node.layer
             k = calls[id(lyr)] = calls.get(id(lyr), -1) + 1
             shared_call = k > 0
+            name = lyr.name if k == 0 else f"{lyr.name}[{k}]"
             # each weight counted once, on the first node that holds it: a later call, or a
-            # nested model holding a layer called directly too, counts only the rest
-            weights = [w for _, w in lyr._named_weights() if id(w) not in counted]
-            counted.update(id(w) for w in weights)
+            # nested model holding a layer called directly too, counts only the rest and
+            # names the nodes that count the others
+            params, reused = 0, {}
+            for _, w in lyr._named_weights():
+                first = owner.setdefault(id(w), name)
+                if first == name:
+                    params += w.tensor.size
+                else:
+                    reused[first] = reused.get(first, 0) + w.tensor.size
             in_shapes, out_shapes = node.input_shapes, node.output_shapes
             in_arg = in_shapes if lyr.multi_input else (in_shapes[0] if in_shapes else None)
             out_arg = out_shapes if isinstance(node.outputs, list) else out_shapes[0]
@@ -146,12 +153,13 @@ class Model(Layer):
                 layer=lyr,
                 # numbered by its calls in this model: a layer that another model called
                 # first is plain "name" here
-                name=lyr.name if k == 0 else f"{lyr.name}[{k}]",
+                name=name,
                 type=type(lyr).__name__,
                 family=lyr.family,
                 input_shapes=in_shapes,
                 output_shapes=out_shapes,
-                params=sum(w.tensor.size for w in weights),
+                params=params,
+                reused=list(reused.items()),  # [(earlier node, its weights used here)]
                 macs=0 if in_arg is None else lyr.macs(in_arg, out_arg),
                 block=node.block,
                 shared=shared_call or len(lyr._nodes) > 1,

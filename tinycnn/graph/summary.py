@@ -25,27 +25,6 @@ def human_count(n: float) -> str:
     return f"{n:g}"
 
 
-def counted_params(model) -> dict[int, tuple[int, list[tuple[str, int]]]]:
-    """Graph node -> (the weights counted on its line, [(an earlier line, how many of that
-    line's weights it reuses)]).  Each weight is counted once, on the first line whose layer
-    holds it, so the lines add up to ``model.count_params()`` also when a layer is called
-    again or sits both in the model and in a nested model."""
-    g = model.graph
-    owner: dict[int, str] = {}  # weight -> the line that counts it
-    out = {}
-    for n in g:
-        name = g.nodes[n]["name"]
-        new, reused = 0, {}
-        for _, w in g.nodes[n]["layer"]._named_weights():
-            if id(w) in owner:
-                reused[owner[id(w)]] = reused.get(owner[id(w)], 0) + w.tensor.size
-            else:
-                owner[id(w)] = name
-                new += w.tensor.size
-        out[n] = (new, list(reused.items()))
-    return out
-
-
 def _is_chain(model) -> bool:
     g = model.graph
     return all(g.in_degree(n) <= 1 and g.out_degree(n) <= 1 for n in g)
@@ -90,13 +69,12 @@ def summary(
         preds.setdefault(b, []).append(keys[a].name)
 
     # each weight counted on one row only (a layer called again, or also inside a nested
-    # model), so that the rows add up to the total
-    counted = counted_params(model)
+    # model: the graph's "params"), so that the rows add up to the total
     rows = []
     for it in view.items:
-        new = sum(counted[n][0] for n in it.nodes)
+        new = it.params
         if it.kind == "node":
-            reused = sum(k for _, k in counted[it.nodes[0]][1])
+            reused = sum(k for _, k in model.graph.nodes[it.nodes[0]]["reused"])
             params = f"{new:,}" + (f" (+{reused:,} shared)" if reused else "")
             params = "shared" if reused and not new else params
             label = f"{it.name} ({it.type})"

@@ -60,6 +60,14 @@ class RandomTranslation:
         last = ", data_format='channels_last'" if self.data_format == "channels_last" else ""
         return f"RandomTranslation({self.max_shift}{fill}{last})"
 
+    def check_size(self, h: int, w: int) -> None:
+        """Refuse images of ``h × w`` that a shift of ``max_shift`` would leave nothing of."""
+        if self.max_shift >= min(h, w):
+            raise ValueError(
+                f"RandomTranslation: max_shift ({self.max_shift}) must be smaller than the "
+                f"image's height and width ({h}×{w})"
+            )
+
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         s = self.max_shift
         if s == 0:
@@ -70,11 +78,7 @@ class RandomTranslation:
         if self.data_format == "channels_last":  # shift the NCHW view, give NHWC back
             x = x.transpose(0, 3, 1, 2)
         n, _, h, w = x.shape
-        if s >= min(h, w):  # a shift as large as the image leaves nothing of it
-            raise ValueError(
-                f"RandomTranslation: max_shift ({s}) must be smaller than the image's height "
-                f"and width ({h}×{w})"
-            )
+        self.check_size(h, w)
         padded = np.pad(x, ((0, 0), (0, 0), (s, s), (s, s)), mode=FILLS[self.fill])
         windows = sliding_window_view(padded, (h, w), axis=(2, 3))  # (N, C, 2s+1, 2s+1, H, W)
         oy = rng.integers(0, 2 * s + 1, n)

@@ -73,34 +73,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
 
 
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
-
-def _rate(text: str) -> float:
-    """An argparse type: a learning rate, a finite number >= 0."""
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    """An argparse type: a fraction in [0, 1)."""
-    value = _number(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
 def configure_train(parser: argparse.ArgumentParser) -> None:
-    from ..cli import _int_at_least
+    from ..cli import _fraction, _int_at_least, _rate
 
     _common(parser)
     parser.add_argument("--epochs", type=_int_at_least(1), default=20, metavar="N")
@@ -199,26 +173,29 @@ def _check_classes(model, dataset: str) -> None:
     )
 
 
-def _check_fits_data(args, x, y, input_shape: tuple[int, ...]) -> None:
-    """The checks of ``fit`` that depend on the images, made before the run directory is
-    created and naming the flags: the shifts fit in the image, both splits have images."""
+def _check_fits_data(args, n: int, input_shape: tuple[int, ...], augment) -> None:
+    """The checks of ``fit`` that depend on the ``n`` training images, made with fit's own
+    rules before the run directory is created, naming the flags: the shifts fit in the image,
+    both splits have images."""
     from ..cli import CLIError
-    from .data import split_validation
+    from .data import split_index
 
     h, w = input_shape[1:]
-    if args.augment >= min(h, w):
-        raise CLIError(f"--augment {args.augment}: must be smaller than the images' {h}×{w}")
-    if args.val_split:
+    if augment is not None:
         try:
-            split_validation(x, y, args.val_split)
+            augment.check_size(h, w)
         except ValueError:
-            held = len(x) - math.ceil(len(x) * (1.0 - args.val_split))  # fit's rule
-            limit = f" (--limit {args.limit})" if args.limit else ""
             raise CLIError(
-                f"--val-split {args.val_split:g} of {len(x)} training images{limit} holds out "
-                f"{held} to validate on and leaves {len(x) - held} to train on; both need "
-                "images: give a larger --limit, or --val-split 0"
+                f"--augment {args.augment}: must be smaller than the images' {h}×{w}"
             ) from None
+    train = split_index(n, args.val_split)
+    if args.val_split and train in (0, n):
+        limit = f" (--limit {args.limit})" if args.limit else ""
+        raise CLIError(
+            f"--val-split {args.val_split:g} of {n} training images{limit} holds out "
+            f"{n - train} to validate on and leaves {train} to train on; both need "
+            "images: give a larger --limit, or --val-split 0"
+        )
 
 
 def _load(args, dataset: str, split: str, input_shape: tuple[int, ...], limit: int | None):
@@ -614,7 +591,10 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     model.summary()
     x, y = _load(args, dataset, "train", input_shape, args.limit)
     x_test, y_test = _load(args, dataset, "test", input_shape, args.limit)
-    _check_fits_data(args, x, y, input_shape)
+    fill = "reflect" if dataset == "folder" else "zeros"  # photos have no black background
+    layout = "channels_last" if args.channels_last else "channels_first"
+    augment = RandomTranslation(args.augment, fill, layout) if args.augment else None
+    _check_fits_data(args, len(x), input_shape, augment)
     opt = {
         "adam": optim.Adam.keras,
         "adamw": optim.AdamW,
@@ -669,9 +649,6 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             + (", balanced class weights" if args.class_weight == "balanced" else ""),
             flush=True,
         )
-    fill = "reflect" if dataset == "folder" else "zeros"  # photos have no black background
-    layout = "channels_last" if args.channels_last else "channels_first"
-    augment = RandomTranslation(args.augment, fill, layout) if args.augment else None
     t0 = time.perf_counter()
     try:
         history = model.fit(

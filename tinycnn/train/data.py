@@ -121,6 +121,11 @@ def check_sample_weight(what: str, sample_weight, n: int) -> np.ndarray:
     return w.astype(np.float64)
 
 
+def split_index(n: int, fraction: float) -> int:
+    """Where ``split_validation`` cuts ``n`` samples: the first this many train."""
+    return int(math.ceil(n * (1.0 - fraction)))
+
+
 def split_validation(x: np.ndarray, y, fraction: float):
     """Keras' rule: the *last* ``fraction`` of the samples, taken before shuffling."""
     if not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
@@ -128,7 +133,7 @@ def split_validation(x: np.ndarray, y, fraction: float):
     y = _as_array("fit", "y", y)
     if len(y) != len(x):
         raise ValueError(f"fit: x has {len(x)} samples but y has {len(y)}")
-    split_at = int(math.ceil(len(x) * (1.0 - fraction)))
+    split_at = split_index(len(x), fraction)
     if split_at == 0 or split_at == len(x):
         raise ValueError(
             f"fit: validation_split={fraction} of {len(x)} samples leaves "

@@ -250,12 +250,11 @@ class Layer:
             got = ", ".join(f"{t.name}: {t.dtype}" for t in flat)
             raise TypeError(f"{self.where}: inputs have different dtypes ({got})")
         shapes = [t.shape for t in flat] if self.multi_input else flat[0].shape
-        self._input_names = [t.name for t in flat]
-        self._call_inputs = flat  # the symbolic inputs, for checks that need their producers
+        self._call_inputs = flat  # the symbolic inputs, for messages and checks that need them
         try:
             out_shapes = self._prepare(shapes, flat[0].dtype)
         finally:
-            self._input_names = self._call_inputs = None
+            self._call_inputs = None
         node = Node(self, inputs, out_shapes, naming.current_block(), training)
         return node.outputs
 

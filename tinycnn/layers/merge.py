@@ -17,7 +17,7 @@ class _Merge(Layer):
     multi_input = True
 
     def _names(self, n: int) -> list[str]:
-        names = getattr(self, "_input_names", None)
+        names = [t.name for t in getattr(self, "_call_inputs", None) or ()]
         if names and len(names) == n:
             return [f'input {i} "{name}"' for i, name in enumerate(names)]
         return [f"input {i}" for i in range(n)]
